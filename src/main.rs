@@ -1,1 +1,213 @@
-fn main() {}
+//! `raftmq`: parse the command line, load configuration, wire storage, Raft and the broker,
+//! serve until SIGTERM or Ctrl-C, then shut down cleanly.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use openraft::{Raft, SnapshotPolicy};
+use raftmq::broker::Broker;
+use raftmq::cli::{Cli, Command};
+use raftmq::cluster::{Cluster, ClusterOptions, SingleNodeNetwork};
+use raftmq::config::{Config, LogFormat};
+use raftmq::metrics::Metrics;
+use raftmq::router::Router;
+use raftmq::{conn, sys, tls};
+use raftmq_raft::{Member, NodeId};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        None => cli.serve,
+    };
+    let config = match args.load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("raftmq: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("raftmq: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("raftmq: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,sled=warn"));
+    // Colour only on a terminal, so logs piped to files or collectors stay plain text.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+    match format {
+        LogFormat::Plain => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    tls::install_crypto_provider();
+    let node_id = NodeId(config.node_id);
+    let mqtt_addr = config.mqtt_listen()?;
+    let tls_addr = config.tls_listen()?;
+    let acceptor = match tls_addr {
+        Some(_) => Some(tls::acceptor(&config.tls)?),
+        None => None,
+    };
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+
+    let metrics = Arc::new(Metrics::default());
+    let router = Arc::new(Router::new(metrics.clone(), config.limits.max_pending_qos0));
+    let store = raftmq_storage::open(
+        &config.data_dir,
+        raftmq_storage::StoreOptions::default(),
+        router.clone(),
+    )
+    .await
+    .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    let state = store.state.clone();
+    let fresh = store.is_fresh();
+
+    let r = &config.raft;
+    let raft_config = openraft::Config {
+        cluster_name: "raftmq".into(),
+        heartbeat_interval: r.heartbeat_ms,
+        election_timeout_min: r.election_timeout_min_ms,
+        election_timeout_max: r.election_timeout_max_ms,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(r.snapshot_every_entries),
+        max_in_snapshot_log_to_keep: 1000,
+        install_snapshot_timeout: 10_000,
+        ..Default::default()
+    }
+    .validate()
+    .context("raft configuration")?;
+    let raft = Raft::new(
+        node_id,
+        Arc::new(raft_config),
+        SingleNodeNetwork,
+        store.log,
+        store.state_machine,
+    )
+    .await
+    .context("cannot start raft")?;
+    let advertise = if config.mqtt.advertise.is_empty() {
+        config.mqtt.listen.clone()
+    } else {
+        config.mqtt.advertise.clone()
+    };
+    let me = Member {
+        raft_addr: config.raft.raft_listen.clone(),
+        mqtt_addr: advertise,
+        admin_addr: String::new(),
+    };
+    // A fresh data directory becomes a one-node cluster; a used one resumes its log.
+    if fresh {
+        raft.initialize(BTreeMap::from([(node_id, me)]))
+            .await
+            .context("cannot initialize the one-node cluster")?;
+        info!(node = %node_id, "initialized a new one-node cluster");
+    }
+
+    let cluster = Cluster::start(
+        raft.clone(),
+        state,
+        ClusterOptions {
+            node_id,
+            proposal_timeout: Duration::from_millis(r.proposal_timeout_ms),
+            batch_max_ops: r.batch_max_ops,
+            max_inflight_batches: r.max_inflight_batches,
+            tick: Duration::from_millis(r.tick_ms),
+        },
+    );
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let broker = Arc::new(Broker::new(
+        config.clone(),
+        cluster.clone(),
+        router.clone(),
+        metrics,
+        shutdown_rx,
+    ));
+
+    let mqtt = bind(mqtt_addr, "mqtt.listen").await?;
+    info!(addr = %mqtt.local_addr().unwrap_or(mqtt_addr), "MQTT listening");
+    tokio::spawn(conn::serve_tcp(mqtt, broker.clone()));
+    if let (Some(addr), Some(acceptor)) = (tls_addr, acceptor) {
+        let listener = bind(addr, "tls.listen").await?;
+        info!(addr = %listener.local_addr().unwrap_or(addr), "MQTT over TLS listening");
+        tokio::spawn(conn::serve_tls(listener, acceptor, broker.clone()));
+    }
+    if config.sys.interval_secs > 0 {
+        tokio::spawn(sys::run(
+            broker.clone(),
+            Duration::from_secs(config.sys.interval_secs),
+        ));
+    }
+    if !cluster.wait_active(Duration::from_secs(30)).await {
+        warn!("not serving yet: this node is not the active leader");
+    }
+
+    wait_for_signal().await;
+    info!("shutting down: closing connections");
+    let _ = shutdown_tx.send(true);
+    // Connections see the signal, write their DISCONNECT and drop; wait for them briefly.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while router.connection_count() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Proposals already handed to Raft finish (or time out) before Raft stops.
+    raft.shutdown().await.ok();
+    info!("stopped");
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({key})"))
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

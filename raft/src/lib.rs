@@ -8,7 +8,8 @@
 //! - `command`: what the leader proposes: a `Command` is one Raft entry holding many `Op`s.
 //! - `response`: what applying a command answers, one `Reply` per op.
 //! - `effect`: what applying asks the active node to do (deliver, resend PUBREL, close).
-//! - `state`: the deterministic MQTT state machine (sessions, queues, retained, subscriptions).
+//! - `state`: the deterministic MQTT state machine (sessions, queues, retained, subscriptions,
+//!   wills) and its snapshot and mirror forms; its submodules are listed in `state/mod.rs`.
 //! - `error`: this crate's error enum.
 
 pub mod command;
@@ -26,5 +27,5 @@ pub use error::RaftError;
 pub use ids::{ClientId, ConnId, MessageId, NodeId, PacketId};
 pub use message::{Message, PublishProps, QoS, SubOptions, Will};
 pub use response::{Reply, Response, SubResult};
-pub use state::{MirrorWrite, SharedState, State, Stats};
+pub use state::{MirrorWrite, SessionInfo, SharedState, State, Stats};
 pub use types::{Member, TypeConfig};

@@ -1,0 +1,258 @@
+//! A session's outbound side: the in-flight window (at most `receive_maximum` unacknowledged
+//! QoS 1/2 deliveries), the queue behind it, packet ids, acks and redelivery on reconnect.
+
+use std::sync::Arc;
+
+use crate::command::AckKind;
+use crate::effect::{Delivery, Effect};
+use crate::ids::{ClientId, PacketId};
+use crate::message::{Message, QoS};
+
+use super::mirror::Key;
+use super::session::{Inflight, InflightState, Outbound, Session};
+use super::store::Outgoing;
+use super::Ctx;
+
+/// How one message goes to one session.
+pub(crate) struct Grant {
+    pub qos: QoS,
+    pub retain: bool,
+    pub subscription_ids: Vec<u32>,
+}
+
+/// A rough, never-too-small size of the PUBLISH that would carry `message`: fixed header,
+/// topic, packet id, properties and payload. Used to keep messages a client cannot accept
+/// (its 5.0 maximum packet size) out of its window and queue.
+pub(crate) fn approx_packet_size(message: &Message, subscription_ids: usize) -> u64 {
+    let props = &message.props;
+    let string = |s: &Option<String>| s.as_ref().map_or(0, |s| 3 + s.len() as u64);
+    let mut properties = 4 + 2 + 5 + 5 * subscription_ids as u64;
+    properties += string(&props.content_type) + string(&props.response_topic);
+    properties += props
+        .correlation_data
+        .as_ref()
+        .map_or(0, |d| 3 + d.len() as u64);
+    for (k, v) in &props.user_properties {
+        properties += 5 + (k.len() + v.len()) as u64;
+    }
+    let body = 2 + message.topic.len() as u64 + 2 + properties + message.payload.len() as u64;
+    5 + body
+}
+
+impl Session {
+    fn window(&self) -> usize {
+        // 0 is a protocol error the door refuses; never let it stall a session for good.
+        usize::from(self.core.receive_maximum.max(1))
+    }
+
+    fn next_seq(&mut self, client: &ClientId, cx: &mut Ctx<'_>) -> u64 {
+        let seq = self.counters.next_seq;
+        self.counters.next_seq += 1;
+        cx.dirty.mark(Key::Counters(client.clone()));
+        seq
+    }
+
+    /// The next packet id not in flight (1..=65535, wrapping). The window is never larger
+    /// than 65535 and is not full when this is called, so a free id exists.
+    fn next_packet_id(&mut self, client: &ClientId, cx: &mut Ctx<'_>) -> PacketId {
+        let mut id = self.counters.next_packet_id;
+        for _ in 0..=u16::MAX {
+            if id != 0 && !self.inflight.iter().any(|e| e.packet_id.0 == id) {
+                break;
+            }
+            id = id.wrapping_add(1);
+        }
+        self.counters.next_packet_id = id.wrapping_add(1).max(1);
+        cx.dirty.mark(Key::Counters(client.clone()));
+        PacketId(id)
+    }
+
+    /// Hands one message to this session: QoS 0 goes out now or nowhere; QoS 1/2 goes into
+    /// the window (and out) if there is room and nothing waits before it, else into the queue,
+    /// else it is dropped and counted.
+    pub fn offer(&mut self, client: &ClientId, out: &mut Outgoing, grant: Grant, cx: &mut Ctx<'_>) {
+        if grant.qos == QoS::AtMostOnce {
+            // Offline QoS 0 is not kept (Mosquitto's default, queue_qos0_messages false).
+            let Some(conn) = self.core.conn else {
+                return;
+            };
+            if !self.too_large(&out.message, grant.subscription_ids.len(), cx) {
+                cx.effects.push(Effect::Deliver {
+                    client: client.clone(),
+                    conn,
+                    delivery: Delivery {
+                        packet_id: None,
+                        qos: QoS::AtMostOnce,
+                        dup: false,
+                        retain: grant.retain,
+                        message: Arc::clone(&out.message),
+                        subscription_ids: grant.subscription_ids,
+                    },
+                });
+            }
+            return;
+        }
+        if self.too_large(&out.message, grant.subscription_ids.len(), cx) {
+            return;
+        }
+        let send_now = self.core.conn.is_some()
+            && self.queue.is_empty()
+            && self.inflight.len() < self.window();
+        if !send_now && self.queue.len() as u64 >= u64::from(self.core.max_queued) {
+            cx.totals.dropped_queue_full += 1;
+            cx.dirty.mark(Key::Globals);
+            return;
+        }
+        let entry = Outbound {
+            seq: self.next_seq(client, cx),
+            message: cx.store.hold(out, cx.dirty),
+            qos: grant.qos,
+            retain: grant.retain,
+            subscription_ids: grant.subscription_ids,
+        };
+        cx.dirty.mark(Key::Out(client.clone(), entry.seq));
+        if send_now {
+            self.send(client, entry, Arc::clone(&out.message), cx);
+        } else {
+            self.queue.push_back(entry);
+        }
+    }
+
+    /// Whether `message` exceeds the client's maximum packet size; counts it if so.
+    fn too_large(&self, message: &Message, subscription_ids: usize, cx: &mut Ctx<'_>) -> bool {
+        let Some(max) = self.core.maximum_packet_size else {
+            return false;
+        };
+        let large = approx_packet_size(message, subscription_ids) > u64::from(max);
+        if large {
+            cx.totals.dropped_too_large += 1;
+            cx.dirty.mark(Key::Globals);
+        }
+        large
+    }
+
+    /// Puts `entry` in flight under a fresh packet id and emits its PUBLISH.
+    fn send(&mut self, client: &ClientId, out: Outbound, message: Arc<Message>, cx: &mut Ctx<'_>) {
+        let packet_id = self.next_packet_id(client, cx);
+        if let Some(conn) = self.core.conn {
+            cx.effects.push(Effect::Deliver {
+                client: client.clone(),
+                conn,
+                delivery: Delivery {
+                    packet_id: Some(packet_id),
+                    qos: out.qos,
+                    dup: false,
+                    retain: out.retain,
+                    message,
+                    subscription_ids: out.subscription_ids.clone(),
+                },
+            });
+        }
+        self.inflight.push_back(Inflight {
+            packet_id,
+            state: InflightState::Sent,
+            out,
+        });
+    }
+
+    /// Moves queued messages into the window while it has room and the session is online,
+    /// dropping those that expired while they waited, and those too large for the limit
+    /// the client connected with this time.
+    pub fn fill_window(&mut self, client: &ClientId, cx: &mut Ctx<'_>) {
+        while self.core.conn.is_some() && self.inflight.len() < self.window() {
+            let Some(entry) = self.queue.pop_front() else {
+                return;
+            };
+            cx.dirty.mark(Key::Out(client.clone(), entry.seq));
+            let message = cx.store.get(entry.message).map(Arc::clone);
+            let sendable = match &message {
+                Some(m) if m.expired(cx.now_ms) => {
+                    cx.totals.expired_messages += 1;
+                    cx.dirty.mark(Key::Globals);
+                    false
+                }
+                Some(m) => !self.too_large(m, entry.subscription_ids.len(), cx),
+                None => false,
+            };
+            match message {
+                Some(message) if sendable => self.send(client, entry, message, cx),
+                _ => cx.store.release(entry.message, cx.dirty),
+            }
+        }
+    }
+
+    /// After a (re)connect: resend what is in flight, in order, with the same packet ids
+    /// (PUBLISH with DUP, or PUBREL once PUBREC was received), then fill the window.
+    pub fn resume(&mut self, client: &ClientId, cx: &mut Ctx<'_>) {
+        let Some(conn) = self.core.conn else {
+            return;
+        };
+        for e in &self.inflight {
+            let effect = match e.state {
+                InflightState::Sent => {
+                    let Some(message) = cx.store.get(e.out.message) else {
+                        continue;
+                    };
+                    Effect::Deliver {
+                        client: client.clone(),
+                        conn,
+                        delivery: Delivery {
+                            packet_id: Some(e.packet_id),
+                            qos: e.out.qos,
+                            dup: true,
+                            retain: e.out.retain,
+                            message: Arc::clone(message),
+                            subscription_ids: e.out.subscription_ids.clone(),
+                        },
+                    }
+                }
+                InflightState::PubRecReceived => Effect::PubRel {
+                    client: client.clone(),
+                    conn,
+                    packet_id: e.packet_id,
+                },
+            };
+            cx.effects.push(effect);
+        }
+        self.fill_window(client, cx);
+    }
+
+    /// One subscriber acknowledgement. Ids that name no entry in the matching state are
+    /// ignored (a late or repeated ack); a repeated PUBREC gets its PUBREL again.
+    pub fn ack(&mut self, client: &ClientId, packet_id: PacketId, kind: AckKind, cx: &mut Ctx<'_>) {
+        let found = self
+            .inflight
+            .iter_mut()
+            .enumerate()
+            .find(|(_, e)| e.packet_id == packet_id);
+        let Some((i, e)) = found else {
+            return;
+        };
+        let done = match (kind, e.out.qos, e.state) {
+            (AckKind::PubAck, QoS::AtLeastOnce, _) => true,
+            (AckKind::PubComp, QoS::ExactlyOnce, InflightState::PubRecReceived) => true,
+            (AckKind::PubRec, QoS::ExactlyOnce, state) => {
+                if state == InflightState::Sent {
+                    e.state = InflightState::PubRecReceived;
+                    cx.dirty.mark(Key::Out(client.clone(), e.out.seq));
+                }
+                if let Some(conn) = self.core.conn {
+                    cx.effects.push(Effect::PubRel {
+                        client: client.clone(),
+                        conn,
+                        packet_id,
+                    });
+                }
+                false
+            }
+            _ => false,
+        };
+        if done {
+            if let Some(e) = self.inflight.remove(i) {
+                cx.dirty.mark(Key::Out(client.clone(), e.out.seq));
+                cx.store.release(e.out.message, cx.dirty);
+            }
+            self.fill_window(client, cx);
+        }
+    }
+}

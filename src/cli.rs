@@ -1,0 +1,81 @@
+//! Command line: `raftmq [serve] [flags]`. Flags override the config file and environment.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{apply_env, Config, ConfigError, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "raftmq",
+    version,
+    about = "MQTT 3.1.1/5.0 broker: every acknowledgement means a Raft quorum has it on disk",
+    long_about = "MQTT 3.1.1/5.0 broker: every acknowledgement means a Raft quorum has it on disk.\n\n\
+        Without a subcommand, `raftmq` runs `serve`. Configuration comes from embedded defaults,\n\
+        then the TOML file given with --config, then RAFTMQ_<SECTION>_<KEY> environment\n\
+        variables (e.g. RAFTMQ_MQTT_LISTEN), then flags. See raftmq.example.toml.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the broker (the default).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (without it, embedded defaults).
+    #[arg(long, short = 'c', value_name = "FILE", env = "RAFTMQ_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (write-ahead log, state mirror, snapshots). Key: data_dir.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Plain MQTT listener, e.g. 0.0.0.0:1883. Key: mqtt.listen.
+    #[arg(long, value_name = "ADDR")]
+    pub mqtt_listen: Option<String>,
+    /// MQTT over TLS listener (needs tls.cert_file and tls.key_file). Key: tls.listen.
+    #[arg(long, value_name = "ADDR")]
+    pub tls_listen: Option<String>,
+    /// Log format. Key: log_format. Verbosity: RUST_LOG (default info).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// This node's Raft id. Key: node_id.
+    #[arg(long, value_name = "N")]
+    pub node_id: Option<u64>,
+}
+
+impl ServeArgs {
+    /// Defaults < file < environment < flags, then validated.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        apply_env(&mut config, std::env::vars())?;
+        if let Some(v) = &self.data_dir {
+            config.data_dir = v.clone();
+        }
+        if let Some(v) = &self.mqtt_listen {
+            config.mqtt.listen = v.clone();
+        }
+        if let Some(v) = &self.tls_listen {
+            config.tls.listen = v.clone();
+        }
+        if let Some(v) = self.log_format {
+            config.log_format = v;
+        }
+        if let Some(v) = self.node_id {
+            config.node_id = v;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}

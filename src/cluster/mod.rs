@@ -1,0 +1,126 @@
+//! The cluster handle: the only way the session layer changes durable state.
+//!
+//! # Layout
+//! - `mod.rs`: `Cluster` (propose an op, read the shared state, am I active?).
+//! - `proposer`: batches ops into `Command`s and pipelines them through openraft.
+//! - `leadership`: watches Raft metrics; resets connections of a previous leader before
+//!   serving, and publishes whether this node is active.
+//! - `ticker`: periodic `Tick` proposals (wills, expiry).
+//! - `network`: the Raft RPC client factory (a single node has no peers to call).
+
+mod leadership;
+mod network;
+mod proposer;
+mod ticker;
+
+use std::time::Duration;
+
+use openraft::Raft;
+use raftmq_raft::{NodeId, Op, Reply, SharedState, TypeConfig};
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use network::SingleNodeNetwork;
+
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum ClusterError {
+    /// This node is not the active leader; `leader` names the one that is, if known.
+    #[error("not the active leader (leader: {leader:?})")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("proposal not committed within {0:?}")]
+    Timeout(Duration),
+    #[error("raft stopped: {0}")]
+    Stopped(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// Tuning the proposer and the housekeeping need.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    pub node_id: NodeId,
+    pub proposal_timeout: Duration,
+    pub batch_max_ops: usize,
+    pub max_inflight_batches: usize,
+    pub tick: Duration,
+}
+
+struct Proposal {
+    op: Op,
+    reply: oneshot::Sender<Result<Reply, ClusterError>>,
+}
+
+/// Cheap to clone; every connection holds one.
+#[derive(Clone)]
+pub struct Cluster {
+    raft: Raft<TypeConfig>,
+    state: SharedState,
+    proposals: mpsc::Sender<Proposal>,
+    active: watch::Receiver<bool>,
+    node_id: NodeId,
+}
+
+impl Cluster {
+    /// Start the proposer, leadership watcher and ticker on the current runtime.
+    pub fn start(raft: Raft<TypeConfig>, state: SharedState, opts: ClusterOptions) -> Cluster {
+        let (tx, rx) = mpsc::channel(opts.batch_max_ops.max(1024));
+        let (active_tx, active_rx) = watch::channel(false);
+        let cluster = Cluster {
+            raft: raft.clone(),
+            state,
+            proposals: tx,
+            active: active_rx,
+            node_id: opts.node_id,
+        };
+        tokio::spawn(proposer::run(raft, rx, opts.clone()));
+        tokio::spawn(leadership::run(cluster.clone(), active_tx));
+        tokio::spawn(ticker::run(cluster.clone(), opts.tick));
+        cluster
+    }
+
+    /// Propose one op; resolves when it is committed (on a quorum, fsynced) and applied.
+    pub async fn propose(&self, op: Op) -> Result<Reply, ClusterError> {
+        let (reply, rx) = oneshot::channel();
+        self.proposals
+            .send(Proposal { op, reply })
+            .await
+            .map_err(|_| ClusterError::Stopped("proposer gone".into()))?;
+        rx.await
+            .map_err(|_| ClusterError::Stopped("proposal dropped".into()))?
+    }
+
+    pub fn state(&self) -> &SharedState {
+        &self.state
+    }
+
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        &self.raft
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// Whether this node serves MQTT now: leader, and connections of earlier leaders reset.
+    pub fn is_active(&self) -> bool {
+        *self.active.borrow()
+    }
+
+    /// Changes of `is_active`, for connections to close when the node stops serving.
+    pub fn active_changes(&self) -> watch::Receiver<bool> {
+        self.active.clone()
+    }
+
+    /// The current leader, if known (for redirects).
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// Wait until this node is active or `deadline` passes.
+    pub async fn wait_active(&self, deadline: Duration) -> bool {
+        let mut rx = self.active.clone();
+        tokio::time::timeout(deadline, rx.wait_for(|a| *a))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+}

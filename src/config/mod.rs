@@ -1,0 +1,250 @@
+//! Configuration: embedded defaults < TOML file < `RAFTMQ_*` environment < flags.
+//! Every error names the key it is about; `main` exits with status 2 on any of them.
+
+mod env;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use env::apply_env;
+
+/// The example file shipped in the repository, parsed by a test so it never drifts.
+pub const EXAMPLE: &str = include_str!("../../raftmq.example.toml");
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid value for `{key}`: {message}")]
+    Invalid { key: String, message: String },
+    #[error("unknown environment variable {var}: no config key `{key}`")]
+    UnknownEnv { var: String, key: String },
+}
+
+impl ConfigError {
+    pub fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            key: key.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Plain,
+    Json,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// This node's Raft id (non-zero, unique in the cluster).
+    pub node_id: u64,
+    /// Where the write-ahead log, the state mirror and snapshots live.
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    pub mqtt: MqttConfig,
+    pub tls: TlsConfig,
+    pub limits: Limits,
+    pub raft: RaftConfig,
+    pub sys: SysConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// Plain TCP listener. Loopback by default, like Mosquitto 2 without a config file.
+    pub listen: String,
+    /// Address clients should use to reach this node (CONNACK server reference on followers).
+    pub advertise: String,
+    /// Seconds a new socket has to send its CONNECT.
+    pub connect_timeout_secs: u64,
+    /// Largest keep alive accepted; a 5.0 client asking for more is told this value.
+    pub max_keepalive_secs: u16,
+    /// Whether clients may publish retained messages.
+    pub retain_available: bool,
+    /// Topic aliases a 5.0 client may use towards the broker.
+    pub topic_alias_maximum: u16,
+    /// QoS 1/2 publishes a client may have unacknowledged towards the broker (5.0 receive
+    /// maximum in CONNACK; back-pressure for 3.1.1).
+    pub receive_maximum: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// TLS listener, started only when `cert_file` and `key_file` are set.
+    pub listen: String,
+    pub cert_file: String,
+    pub key_file: String,
+    /// CA bundle to verify client certificates with; empty = no client certificates.
+    pub client_ca_file: String,
+    /// With `client_ca_file`: refuse clients that present no certificate.
+    pub require_client_cert: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest MQTT packet accepted or sent, in bytes.
+    pub max_packet_size: u32,
+    /// QoS 1/2 deliveries unacknowledged at once per session (Mosquitto: max_inflight_messages).
+    pub max_inflight: u16,
+    /// Messages queued per session beyond the in-flight window; more are dropped and counted
+    /// (Mosquitto: max_queued_messages).
+    pub max_queued_messages: u32,
+    /// QoS 0 messages waiting to be written to one slow connection before new ones are dropped.
+    pub max_pending_qos0: u32,
+    /// Client ids longer than this are refused.
+    pub max_client_id_len: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftConfig {
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Every proposal fails after this long instead of hanging (a cut-off leader never acks).
+    pub proposal_timeout_ms: u64,
+    /// Most ops batched into one Raft entry.
+    pub batch_max_ops: usize,
+    /// Entries appended but not yet committed at once (pipelining depth).
+    pub max_inflight_batches: usize,
+    /// Build a snapshot (and purge the log) every this many entries.
+    pub snapshot_every_entries: u64,
+    /// Housekeeping period (wills, session and message expiry).
+    pub tick_ms: u64,
+    pub raft_listen: String,
+    pub advertise_raft: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SysConfig {
+    /// Seconds between `$SYS` updates; 0 disables `$SYS`.
+    pub interval_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            node_id: 1,
+            data_dir: PathBuf::from("raftmq-data"),
+            log_format: LogFormat::Plain,
+            mqtt: MqttConfig::default(),
+            tls: TlsConfig::default(),
+            limits: Limits::default(),
+            raft: RaftConfig::default(),
+            sys: SysConfig::default(),
+        }
+    }
+}
+
+impl Default for MqttConfig {
+    fn default() -> MqttConfig {
+        MqttConfig {
+            listen: "127.0.0.1:1883".into(),
+            advertise: String::new(),
+            connect_timeout_secs: 10,
+            max_keepalive_secs: 65535,
+            retain_available: true,
+            topic_alias_maximum: 10,
+            receive_maximum: 1024,
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> TlsConfig {
+        TlsConfig {
+            listen: "127.0.0.1:8883".into(),
+            cert_file: String::new(),
+            key_file: String::new(),
+            client_ca_file: String::new(),
+            require_client_cert: false,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_packet_size: 1024 * 1024,
+            max_inflight: 20,
+            max_queued_messages: 1000,
+            max_pending_qos0: 1000,
+            max_client_id_len: 256,
+        }
+    }
+}
+
+impl Default for RaftConfig {
+    fn default() -> RaftConfig {
+        RaftConfig {
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 500,
+            election_timeout_max_ms: 1000,
+            proposal_timeout_ms: 5000,
+            batch_max_ops: 4096,
+            max_inflight_batches: 4,
+            snapshot_every_entries: 20_000,
+            tick_ms: 1000,
+            raft_listen: "127.0.0.1:7946".into(),
+            advertise_raft: String::new(),
+        }
+    }
+}
+
+impl Default for SysConfig {
+    fn default() -> SysConfig {
+        SysConfig { interval_secs: 10 }
+    }
+}
+
+impl Config {
+    /// Parse a TOML document (unknown keys and wrong types are errors naming the key).
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml(&text, path)
+    }
+
+    /// Check values a type cannot (addresses, ranges, files that must go together).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate::check(self)
+    }
+
+    pub fn mqtt_listen(&self) -> Result<SocketAddr, ConfigError> {
+        validate::addr("mqtt.listen", &self.mqtt.listen)
+    }
+
+    /// The TLS listener's address, when TLS is configured.
+    pub fn tls_listen(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        if self.tls.cert_file.is_empty() {
+            return Ok(None);
+        }
+        validate::addr("tls.listen", &self.tls.listen).map(Some)
+    }
+}

@@ -1,0 +1,29 @@
+//! raftmq: an MQTT 3.1.1 and 5.0 broker whose acknowledgements mean a Raft quorum has the
+//! change on disk. This library is the broker; `main.rs` wires in storage and runs it.
+//!
+//! # Layout
+//! - `codec`: bytes <-> packets (mqttbytes wrapped, validated, its bugs worked around).
+//! - `conn`: listeners and the per-connection task (framing, keepalive, write batching).
+//! - `session`: what each packet means: proposals, acks, deliveries.
+//! - `router`: live connections by id; turns state-machine effects into writes.
+//! - `cluster`: the handle to Raft: batched proposals, leadership, housekeeping ticks.
+//! - `broker`: the context every connection shares.
+//! - `config`: TOML + environment + flags, validated, errors naming keys.
+//! - `cli`: command-line parsing.
+//! - `tls`: rustls server configuration.
+//! - `sys`: `$SYS/broker/...` topics.
+//! - `metrics`: broker-wide counters.
+//! - `clock`: wall-clock milliseconds for the edges.
+
+pub mod broker;
+pub mod cli;
+pub mod clock;
+pub mod cluster;
+pub mod codec;
+pub mod config;
+pub mod conn;
+pub mod metrics;
+pub mod router;
+pub mod session;
+pub mod sys;
+pub mod tls;
