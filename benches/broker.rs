@@ -152,7 +152,7 @@ impl Conn {
 
     async fn recv(&mut self) -> Option<Packet> {
         loop {
-            if let Ok(Some(p)) = self.codec.decode_any(&mut self.rbuf) {
+            if let Ok(Some(p)) = self.codec.decode(&mut self.rbuf) {
                 return Some(p);
             }
             if self.stream.read_buf(&mut self.rbuf).await.ok()? == 0 {
@@ -250,7 +250,7 @@ async fn qos1(port: u16, total: usize, window: usize, rate: Option<u64>) -> Qos1
     let mut dec = codec;
     let started = Instant::now();
     while latencies.len() < total {
-        match dec.decode_any(&mut rbuf) {
+        match dec.decode(&mut rbuf) {
             Ok(Some(Packet::PubAck(a))) => {
                 let t = sent_at[a.packet_id.0 as usize].load(Ordering::Relaxed);
                 latencies.push(origin.elapsed().as_micros() as u64 - t);

@@ -48,7 +48,11 @@ pub async fn collect(ev: &mut EventLoop, n: usize, within: Duration) -> Vec<Publ
 }
 
 /// Poll until the given packet kind arrives (e.g. SUBACK) or panic after 10 s.
-pub async fn wait_for<T>(ev: &mut EventLoop, what: &str, mut pick: impl FnMut(&Packet) -> Option<T>) -> T {
+pub async fn wait_for<T>(
+    ev: &mut EventLoop,
+    what: &str,
+    mut pick: impl FnMut(&Packet) -> Option<T>,
+) -> T {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match timeout_at(deadline, ev.poll()).await {
@@ -66,7 +70,5 @@ pub async fn wait_for<T>(ev: &mut EventLoop, what: &str, mut pick: impl FnMut(&P
 
 /// Keep polling in the background (acks, pings) until the returned handle is aborted.
 pub fn drive(mut ev: EventLoop) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while ev.poll().await.is_ok() {}
-    })
+    tokio::spawn(async move { while ev.poll().await.is_ok() {} })
 }
