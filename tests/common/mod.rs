@@ -201,7 +201,7 @@ fn spawn(dir: &Path, args: &[String], env: &[(String, String)]) -> (Child, u16, 
     (child, port, lines)
 }
 
-fn parse_port(line: &str) -> Option<u16> {
+pub fn parse_port(line: &str) -> Option<u16> {
     let at = line.find("addr=")? + 5;
     let addr: String = line[at..]
         .chars()
