@@ -141,6 +141,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             batch_max_ops: r.batch_max_ops,
             max_inflight_batches: r.max_inflight_batches,
             tick: Duration::from_millis(r.tick_ms),
+            lease: Duration::from_millis(r.lease_ms),
         },
     );
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

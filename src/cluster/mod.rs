@@ -43,6 +43,8 @@ pub struct ClusterOptions {
     pub batch_max_ops: usize,
     pub max_inflight_batches: usize,
     pub tick: Duration,
+    /// How recently a quorum must have acknowledged this leader for it to serve.
+    pub lease: Duration,
 }
 
 struct Proposal {
@@ -73,7 +75,7 @@ impl Cluster {
             node_id: opts.node_id,
         };
         tokio::spawn(proposer::run(raft, rx, opts.clone()));
-        tokio::spawn(leadership::run(cluster.clone(), active_tx));
+        tokio::spawn(leadership::run(cluster.clone(), active_tx, opts.lease));
         tokio::spawn(ticker::run(cluster.clone(), opts.tick));
         cluster
     }

@@ -117,6 +117,9 @@ pub struct RaftConfig {
     pub heartbeat_ms: u64,
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
+    /// The leader serves only while a quorum acknowledged it within this many ms; must be
+    /// shorter than `election_timeout_min_ms` so a new leader cannot exist meanwhile.
+    pub lease_ms: u64,
     /// Every proposal fails after this long instead of hanging (a cut-off leader never acks).
     pub proposal_timeout_ms: u64,
     /// Most ops batched into one Raft entry.
@@ -197,6 +200,7 @@ impl Default for RaftConfig {
             heartbeat_ms: 100,
             election_timeout_min_ms: 500,
             election_timeout_max_ms: 1000,
+            lease_ms: 400,
             proposal_timeout_ms: 5000,
             batch_max_ops: 4096,
             max_inflight_batches: 4,

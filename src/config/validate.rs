@@ -89,6 +89,12 @@ pub fn check(c: &Config) -> Result<(), ConfigError> {
             "must be greater than raft.election_timeout_min_ms",
         ));
     }
+    if r.lease_ms == 0 || r.lease_ms >= r.election_timeout_min_ms {
+        return Err(ConfigError::invalid(
+            "raft.lease_ms",
+            "must be at least 1 and less than raft.election_timeout_min_ms",
+        ));
+    }
     if r.proposal_timeout_ms == 0 {
         return Err(ConfigError::invalid(
             "raft.proposal_timeout_ms",
