@@ -54,9 +54,10 @@ pub(super) async fn run(cluster: Cluster, active: watch::Sender<bool>, lease: Du
         } else if served_term != Some(term) {
             match cluster.propose(Op::ResetConnections).await {
                 Ok(Reply::ConnectionsReset { count }) => {
-                    info!(term, reset = count, "leader: serving MQTT");
                     served_term = Some(term);
                     active.send_replace(true);
+                    // Logged after the switch: tools wait for this line to connect.
+                    info!(term, reset = count, "leader: serving MQTT");
                 }
                 Ok(other) => warn!(?other, "unexpected reply to ResetConnections"),
                 Err(e) => warn!(error = %e, "could not reset connections; retrying"),
@@ -64,8 +65,8 @@ pub(super) async fn run(cluster: Cluster, active: watch::Sender<bool>, lease: Du
             // Re-check at once: the term may have moved while proposing.
             continue;
         } else if !*active.borrow() {
-            info!(term, "lease regained: serving MQTT again");
             active.send_replace(true);
+            info!(term, "lease regained: serving MQTT again");
         }
         tokio::select! {
             changed = metrics.changed() => {
