@@ -232,9 +232,7 @@ struct Qos1Result {
 async fn qos1(port: u16, total: usize, window: usize, rate: Option<u64>) -> Qos1Result {
     let conn = Conn::open(port, "bench-q1").await;
     let Conn {
-        stream,
-        codec,
-        mut rbuf,
+        stream, mut rbuf, ..
     } = conn;
     let (mut rd, mut wr) = stream.into_split();
     let slots = Arc::new(Semaphore::new(window));
@@ -278,7 +276,6 @@ async fn qos1(port: u16, total: usize, window: usize, rate: Option<u64>) -> Qos1
         })
     };
     let mut latencies = Vec::with_capacity(total);
-    drop(codec);
     let started = Instant::now();
     while latencies.len() < total {
         if let Some(f) = next_frame(&mut rbuf) {

@@ -50,6 +50,16 @@ pub struct ServeArgs {
     /// This node's Raft id. Key: node_id.
     #[arg(long, value_name = "N")]
     pub node_id: Option<u64>,
+    /// Raft listener for cluster traffic (starts when raft.secret is set). Key: raft.raft_listen.
+    #[arg(long, value_name = "ADDR")]
+    pub raft_listen: Option<String>,
+    /// MQTT address clients are sent to (5.0 Server Reference). Key: mqtt.advertise.
+    #[arg(long, value_name = "ADDR")]
+    pub advertise_mqtt: Option<String>,
+    /// Initial members, the same on every node: ID=RAFT_ADDR/MQTT_ADDR/ADMIN_ADDR,...
+    /// Key: raft.peers.
+    #[arg(long, value_name = "LIST")]
+    pub peers: Option<String>,
 }
 
 impl ServeArgs {
@@ -74,6 +84,15 @@ impl ServeArgs {
         }
         if let Some(v) = self.node_id {
             config.node_id = v;
+        }
+        if let Some(v) = &self.raft_listen {
+            config.raft.raft_listen = v.clone();
+        }
+        if let Some(v) = &self.advertise_mqtt {
+            config.mqtt.advertise = v.clone();
+        }
+        if let Some(v) = &self.peers {
+            config.raft.peers = v.clone();
         }
         config.validate()?;
         Ok(config)

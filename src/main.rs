@@ -1,7 +1,6 @@
 //! `raftmq`: parse the command line, load configuration, wire storage, Raft and the broker,
 //! serve until SIGTERM or Ctrl-C, then shut down cleanly.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -17,7 +16,8 @@ use raftmq::config::{Config, LogFormat};
 use raftmq::metrics::Metrics;
 use raftmq::router::Router;
 use raftmq::{conn, sys, tls};
-use raftmq_raft::{Member, NodeId};
+use raftmq_raft::network::{Network, NetworkConfig, TlsFiles};
+use raftmq_raft::NodeId;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -105,33 +105,70 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     .validate()
     .context("raft configuration")?;
-    let raft = Raft::new(
-        node_id,
-        Arc::new(raft_config),
-        SingleNodeNetwork,
-        store.log,
-        store.state_machine,
-    )
-    .await
-    .context("cannot start raft")?;
-    let advertise = if config.mqtt.advertise.is_empty() {
-        config.mqtt.listen.clone()
+    let members = config.initial_members()?;
+    let clustered = !config.raft.secret.is_empty();
+    let (raft, auth) = if clustered {
+        let tls = (!config.raft.tls_cert_file.is_empty()).then(|| TlsFiles {
+            cert: config.raft.tls_cert_file.clone().into(),
+            key: config.raft.tls_key_file.clone().into(),
+            ca: config.raft.tls_ca_file.clone().into(),
+            server_name: None,
+        });
+        let net_config = NetworkConfig {
+            tls,
+            ..NetworkConfig::new(node_id, config.raft.secret.clone())
+        };
+        let network =
+            Network::new(&net_config).context("raft network (raft.secret, raft.tls_*)")?;
+        let auth = network.auth();
+        let raft = Raft::new(
+            node_id,
+            Arc::new(raft_config),
+            network,
+            store.log,
+            store.state_machine,
+        )
+        .await
+        .context("cannot start raft")?;
+        (raft, Some(auth))
     } else {
-        config.mqtt.advertise.clone()
+        let raft = Raft::new(
+            node_id,
+            Arc::new(raft_config),
+            SingleNodeNetwork,
+            store.log,
+            store.state_machine,
+        )
+        .await
+        .context("cannot start raft")?;
+        (raft, None)
     };
-    let me = Member {
-        raft_addr: config.raft.raft_listen.clone(),
-        mqtt_addr: advertise,
-        admin_addr: String::new(),
-    };
-    // A fresh data directory becomes a one-node cluster; a used one resumes its log.
-    if fresh {
-        raft.initialize(BTreeMap::from([(node_id, me)]))
-            .await
-            .context("cannot initialize the one-node cluster")?;
-        info!(node = %node_id, "initialized a new one-node cluster");
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // The Raft listener starts before initializing, so the first election can reach us.
+    if let Some(auth) = auth {
+        let addr = validate_addr(&config.raft.raft_listen, "raft.raft_listen")?;
+        let listener = bind(addr, "raft.raft_listen").await?;
+        info!(addr = %listener.local_addr().unwrap_or(addr), "Raft listening");
+        let mut stop = shutdown_rx.clone();
+        tokio::spawn(raftmq_raft::network::serve(
+            listener,
+            raft.clone(),
+            auth,
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ));
     }
 
+    // A fresh data directory forms the cluster from the initial members. Every member may
+    // do this with the same list (openraft: initializing several nodes with the same
+    // membership is safe); one that already heard from a leader is refused, harmlessly.
+    if fresh {
+        match raft.initialize(members.clone()).await {
+            Ok(()) => info!(members = members.len(), "initialized a new cluster"),
+            Err(e) => info!(detail = %e, "not initializing: already part of a cluster"),
+        }
+    }
     let cluster = Cluster::start(
         raft.clone(),
         state,
@@ -144,7 +181,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             lease: Duration::from_millis(r.lease_ms),
         },
     );
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let broker = Arc::new(Broker::new(
         config.clone(),
         cluster.clone(),
@@ -183,6 +219,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     raft.shutdown().await.ok();
     info!("stopped");
     Ok(())
+}
+
+fn validate_addr(value: &str, key: &str) -> anyhow::Result<SocketAddr> {
+    value
+        .parse()
+        .with_context(|| format!("{key}: {value:?} is not an IP:port address"))
 }
 
 async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {

@@ -93,8 +93,14 @@ impl Sys {
                 stats.inflight_messages.to_string(),
             ),
             (
+                // Like Mosquitto's: every message not delivered to a subscriber because of a
+                // limit — slow QoS 0 connections (this node's metric) and full offline queues
+                // or oversized messages (the replicated counts).
                 "publish/messages/dropped".into(),
-                Metrics::get(&m.publish_dropped).to_string(),
+                (Metrics::get(&m.publish_dropped)
+                    + stats.dropped_queue_full
+                    + stats.dropped_too_large)
+                    .to_string(),
             ),
             (
                 "load/bytes/received".into(),

@@ -50,7 +50,9 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn round_trip(codec: &Codec, packet: &Packet) {
-    let protocol = codec.protocol().expect("a decoded packet implies a protocol");
+    let protocol = codec
+        .protocol()
+        .expect("a decoded packet implies a protocol");
     let mut out = BytesMut::new();
     if let Err(e) = codec.encode(packet, &mut out) {
         panic!("decoded packet does not encode: {e}: {packet:?}");

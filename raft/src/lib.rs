@@ -1,5 +1,6 @@
 //! raftmq's replicated core. Pure: no I/O, no clock, no randomness, so the same log always
-//! gives the same state, byte for byte.
+//! gives the same state, byte for byte. The one exception is `network`, the Raft transport,
+//! which nothing in the state machine uses.
 //!
 //! # Layout
 //! - `ids`: newtypes for every identifier (`NodeId`, `ClientId`, `PacketId`, `ConnId`, `MessageId`).
@@ -10,13 +11,17 @@
 //! - `effect`: what applying asks the active node to do (deliver, resend PUBREL, close).
 //! - `state`: the deterministic MQTT state machine (sessions, queues, retained, subscriptions,
 //!   wills) and its snapshot and mirror forms; its submodules are listed in `state/mod.rs`.
-//! - `error`: this crate's error enum.
+//! - `error`: this crate's error enum (the transport has its own, `network::TransportError`).
+//! - `network`: the Raft RPC transport between members: framed bincode over TCP, a mutual HMAC
+//!   handshake on the cluster secret, optional mutual TLS; the client openraft calls and the
+//!   server that feeds the local `Raft`.
 
 pub mod command;
 pub mod effect;
 pub mod error;
 pub mod ids;
 pub mod message;
+pub mod network;
 pub mod response;
 pub mod state;
 pub mod types;
@@ -25,7 +30,7 @@ pub use command::{Ack, AckKind, Command, Connect, Op, SubscribeRequest};
 pub use effect::{CloseReason, Delivery, DropEffects, Effect, EffectSink};
 pub use error::RaftError;
 pub use ids::{ClientId, ConnId, MessageId, NodeId, PacketId};
-pub use message::{Message, PublishProps, QoS, SubOptions, Will};
+pub use message::{Message, PublishProps, QoS, SubOptions, TopicAlias, Will};
 pub use response::{Reply, Response, SubResult};
 pub use state::{MirrorWrite, SessionInfo, SharedState, State, Stats};
 pub use types::{Member, TypeConfig};

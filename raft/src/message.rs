@@ -67,6 +67,71 @@ impl Message {
         self.expires_at_ms
             .map(|at| (at.saturating_sub(now_ms).div_ceil(1000)).min(u32::MAX as u64) as u32)
     }
+
+    /// The exact size in bytes of the 5.0 PUBLISH that carries this message at `qos` with
+    /// these subscription identifiers, the topic sent as `alias` says. The client's Maximum
+    /// Packet Size is compared with this: a packet that fits must be sent, one that does
+    /// not must never be (MQTT-3.1.2-24).
+    pub fn publish_size(&self, qos: QoS, subscription_ids: &[u32], alias: TopicAlias) -> u64 {
+        let p = &self.props;
+        let string = |s: &Option<String>| s.as_ref().map_or(0, |s| 3 + s.len() as u64);
+        let mut props = string(&p.content_type) + string(&p.response_topic);
+        props += p
+            .correlation_data
+            .as_ref()
+            .map_or(0, |d| 3 + d.len() as u64);
+        props += p
+            .user_properties
+            .iter()
+            .map(|(k, v)| 5 + (k.len() + v.len()) as u64)
+            .sum::<u64>();
+        props += subscription_ids
+            .iter()
+            .map(|id| 1 + varint_len(u64::from(*id)))
+            .sum::<u64>();
+        if p.payload_format_indicator.is_some() {
+            props += 2;
+        }
+        if self.expires_at_ms.is_some() {
+            props += 5;
+        }
+        let topic = match alias {
+            TopicAlias::None => self.topic.len() as u64,
+            TopicAlias::Set => {
+                props += 3;
+                self.topic.len() as u64
+            }
+            TopicAlias::Use => {
+                props += 3;
+                0
+            }
+        };
+        let packet_id = if qos == QoS::AtMostOnce { 0 } else { 2 };
+        let remaining =
+            2 + topic + packet_id + varint_len(props) + props + self.payload.len() as u64;
+        1 + varint_len(remaining) + remaining
+    }
+}
+
+/// How a PUBLISH names its topic in 5.0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TopicAlias {
+    /// The topic, no alias.
+    None,
+    /// The topic and a new alias for it.
+    Set,
+    /// An empty topic and an alias set before.
+    Use,
+}
+
+/// Bytes a Variable Byte Integer takes.
+fn varint_len(value: u64) -> u64 {
+    match value {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
+    }
 }
 
 /// Subscription options (3.1.1 uses only `qos`).

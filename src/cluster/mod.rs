@@ -16,7 +16,7 @@ mod ticker;
 use std::time::Duration;
 
 use openraft::Raft;
-use raftmq_raft::{NodeId, Op, Reply, SharedState, TypeConfig};
+use raftmq_raft::{Member, NodeId, Op, Reply, SharedState, TypeConfig};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -83,8 +83,12 @@ impl Cluster {
     /// Propose one op; resolves when it is committed (on a quorum, fsynced) and applied.
     pub async fn propose(&self, op: Op) -> Result<Reply, ClusterError> {
         let (reply, rx) = oneshot::channel();
-        self.proposals
-            .send(Proposal { op, reply })
+        // The proposals of one connection must enter the channel in the order it made them:
+        // log order is delivery order [MQTT-4.6.0-6]. A connection first polls its pending
+        // proposals in that order, but a send that ran out of tokio's cooperative budget
+        // would return Pending, be polled again after later ones and be overtaken. Without
+        // the budget, a send either succeeds at once or queues in the channel's fair FIFO.
+        tokio::task::unconstrained(self.proposals.send(Proposal { op, reply }))
             .await
             .map_err(|_| ClusterError::Stopped("proposer gone".into()))?;
         rx.await
@@ -116,6 +120,15 @@ impl Cluster {
     /// The current leader, if known (for redirects).
     pub fn leader(&self) -> Option<NodeId> {
         self.raft.metrics().borrow().current_leader
+    }
+
+    /// The current leader's id and member record, when known and not this node.
+    pub fn other_leader(&self) -> Option<(NodeId, Member)> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let id = m.current_leader.filter(|id| *id != self.node_id)?;
+        let member = m.membership_config.membership().get_node(&id)?.clone();
+        Some((id, member))
     }
 
     /// Wait until this node is active or `deadline` passes.

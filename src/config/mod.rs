@@ -2,11 +2,14 @@
 //! Every error names the key it is about; `main` exits with status 2 on any of them.
 
 mod env;
+pub mod peers;
 mod validate;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use raftmq_raft::{Member, NodeId};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -130,8 +133,21 @@ pub struct RaftConfig {
     pub snapshot_every_entries: u64,
     /// Housekeeping period (wills, session and message expiry).
     pub tick_ms: u64,
+    /// Raft traffic between members (started when `secret` is set).
     pub raft_listen: String,
+    /// Address peers dial for Raft; empty = `raft_listen`.
     pub advertise_raft: String,
+    /// Initial members, the same on every node: `ID=RAFT/MQTT/ADMIN,...` (see `peers`).
+    /// Empty: a one-node cluster of this node.
+    pub peers: String,
+    /// Shared by every member; only holders can vote, append or send snapshots. Empty: this
+    /// node runs alone and opens no Raft listener.
+    pub secret: String,
+    /// Mutual TLS for Raft traffic (all three or none): this node's certificate and key,
+    /// and the CA that signed every member's certificate.
+    pub tls_cert_file: String,
+    pub tls_key_file: String,
+    pub tls_ca_file: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -208,6 +224,11 @@ impl Default for RaftConfig {
             tick_ms: 1000,
             raft_listen: "127.0.0.1:7946".into(),
             advertise_raft: String::new(),
+            peers: String::new(),
+            secret: String::new(),
+            tls_cert_file: String::new(),
+            tls_key_file: String::new(),
+            tls_ca_file: String::new(),
         }
     }
 }
@@ -242,6 +263,36 @@ impl Config {
 
     pub fn mqtt_listen(&self) -> Result<SocketAddr, ConfigError> {
         validate::addr("mqtt.listen", &self.mqtt.listen)
+    }
+
+    /// The MQTT address clients should be sent to.
+    pub fn advertise_mqtt(&self) -> String {
+        if self.mqtt.advertise.is_empty() {
+            self.mqtt.listen.clone()
+        } else {
+            self.mqtt.advertise.clone()
+        }
+    }
+
+    /// The initial members: `raft.peers`, or this node alone.
+    pub fn initial_members(&self) -> Result<BTreeMap<NodeId, Member>, ConfigError> {
+        let members = peers::parse(&self.raft.peers)?;
+        if !members.is_empty() {
+            return Ok(members);
+        }
+        let raft_addr = if self.raft.advertise_raft.is_empty() {
+            self.raft.raft_listen.clone()
+        } else {
+            self.raft.advertise_raft.clone()
+        };
+        Ok(BTreeMap::from([(
+            NodeId(self.node_id),
+            Member {
+                raft_addr,
+                mqtt_addr: self.advertise_mqtt(),
+                admin_addr: String::new(),
+            },
+        )]))
     }
 
     /// The TLS listener's address, when TLS is configured.

@@ -113,6 +113,31 @@ pub fn check(c: &Config) -> Result<(), ConfigError> {
             "must be at least 1",
         ));
     }
+    let members = super::peers::parse(&r.peers)?;
+    if !members.is_empty() {
+        if !members.contains_key(&raftmq_raft::NodeId(c.node_id)) {
+            return Err(ConfigError::invalid(
+                "raft.peers",
+                format!("does not list this node (node_id {})", c.node_id),
+            ));
+        }
+        if members.len() > 1 && r.secret.is_empty() {
+            return Err(ConfigError::invalid(
+                "raft.secret",
+                "required when raft.peers lists more than one node",
+            ));
+        }
+    }
+    if !r.secret.is_empty() {
+        addr("raft.raft_listen", &r.raft_listen)?;
+    }
+    let tls = [&r.tls_cert_file, &r.tls_key_file, &r.tls_ca_file];
+    if tls.iter().any(|f| !f.is_empty()) && tls.iter().any(|f| f.is_empty()) {
+        return Err(ConfigError::invalid(
+            "raft.tls_cert_file",
+            "raft.tls_cert_file, raft.tls_key_file and raft.tls_ca_file go together",
+        ));
+    }
     if r.tick_ms == 0 {
         return Err(ConfigError::invalid("raft.tick_ms", "must be at least 1"));
     }

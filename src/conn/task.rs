@@ -69,19 +69,9 @@ where
 
     let close = serve(&mut io, &mut session, &mut mailbox, &broker).await;
 
-    if let (Some(code), Protocol::V5) = (close.send, protocol) {
-        let bye = Packet::Disconnect(Disconnect {
-            reason: code,
-            ..Disconnect::default()
-        });
-        if io.queue(&bye).is_ok() {
-            let _ = io.flush().await;
-        }
-    }
-    io.shutdown().await;
-    broker.router.unregister(session.conn);
-    broker.metrics.client_disconnected();
-    info!(client = %session.client, %peer, conn = %session.conn, why = close.why, reason = ?close.send, "client disconnected");
+    // Record the end (will, DISCONNECT's session expiry) before the client can see the
+    // connection end: a client that reconnects once it has must find it applied, not have
+    // its CONNECT overtake it and take the session over as if the connection had dropped.
     if let End::Disconnect {
         graceful,
         session_expiry,
@@ -95,6 +85,19 @@ where
             debug!(client = %session.client, error = %e, "disconnect not recorded; the next leader resets it");
         }
     }
+    if let (Some(code), Protocol::V5) = (close.send, protocol) {
+        let bye = Packet::Disconnect(Disconnect {
+            reason: code,
+            ..Disconnect::default()
+        });
+        if io.queue(&bye).is_ok() {
+            let _ = io.flush().await;
+        }
+    }
+    io.shutdown().await;
+    broker.router.unregister(session.conn);
+    broker.metrics.client_disconnected();
+    info!(client = %session.client, %peer, conn = %session.conn, why = close.why, reason = ?close.send, "client disconnected");
 }
 
 /// A bad first packet: answer CONNACK where the protocol says so, then close.
@@ -138,15 +141,38 @@ async fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
+    let close = serve_loop(io, session, mailbox, broker, &mut pending).await;
+    // What the client sent before it left still counts, as in Mosquitto: the acks, and the
+    // publishes (`mosquitto_pub -r` sends a retained QoS 0 PUBLISH and DISCONNECT at once).
+    // A proposal is made when its future is first polled, so finish them; nobody waits for
+    // the replies. Not when this node stopped serving: they could only time out.
+    if matches!(close.end, End::Disconnect { .. }) {
+        while pending.next().await.is_some() {}
+    }
+    close
+}
+
+async fn serve_loop<S>(
+    io: &mut Io<S>,
+    session: &mut Session,
+    mailbox: &mut Mailbox,
+    broker: &Broker,
+    pending: &mut FuturesOrdered<Pending>,
+) -> Close
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     // 1.5 x keepalive without any packet from the client closes it (MQTT 3.1.2.10).
     let keepalive = (session.keep_alive_secs > 0)
         .then(|| Duration::from_millis(u64::from(session.keep_alive_secs) * 1500));
     let mut deadline = keepalive.map(|k| Instant::now() + k);
-    let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
     let mut active = broker.cluster.active_changes();
     let mut shutdown = broker.shutdown.clone();
     // Stop reading while this many replies wait for commit: back-pressure on the socket.
-    let max_pending = usize::from(broker.config.mqtt.receive_maximum);
+    // One more than the receive maximum, so that a 5.0 client that publishes beyond it
+    // without waiting for acks is read and told so (0x93), not just slowed down.
+    let max_pending = usize::from(broker.config.mqtt.receive_maximum) + 1;
 
     loop {
         while pending.len() < max_pending {

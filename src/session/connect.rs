@@ -37,6 +37,31 @@ fn refuse(code: u8, why: impl Into<String>, protocol: Protocol) -> Refused {
     }
 }
 
+/// A follower (or a leader without its lease) refuses: 5.0 clients are pointed at the
+/// leader's advertised MQTT address (0x9C + Server Reference); 3.1.1 has only "server
+/// unavailable".
+fn not_active(broker: &Broker, protocol: Protocol) -> Refused {
+    match broker.cluster.other_leader() {
+        Some((id, leader)) if protocol == Protocol::V5 => {
+            let why = format!("not the leader; node {id} is, at {}", leader.mqtt_addr);
+            Refused {
+                connack: Packet::ConnAck(Box::new(ConnAck {
+                    reason: reason::USE_ANOTHER_SERVER,
+                    reason_string: Some(why.clone()),
+                    server_reference: Some(leader.mqtt_addr),
+                    ..ConnAck::default()
+                })),
+                why,
+            }
+        }
+        _ => refuse(
+            reason::SERVER_UNAVAILABLE,
+            "this node is not the active leader",
+            protocol,
+        ),
+    }
+}
+
 /// Accept or refuse one CONNECT. The connection is registered with the router before the
 /// proposal so the redeliveries that the commit triggers reach it.
 pub async fn accept(
@@ -78,11 +103,7 @@ pub async fn accept(
         }
     }
     if !broker.cluster.is_active() {
-        return Err(refuse(
-            reason::SERVER_UNAVAILABLE,
-            "this node is not the active leader",
-            protocol,
-        ));
+        return Err(not_active(broker, protocol));
     }
 
     let session_expiry = match protocol {

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use raftmq_raft::{Delivery, QoS};
+use raftmq_raft::{Delivery, QoS, TopicAlias};
 
 use super::{props, Close, Session};
 use crate::codec::{Ack, Packet, Protocol, Publish};
@@ -41,11 +41,13 @@ impl Session {
             return None;
         }
         let metrics = &self.broker.metrics;
-        let size = m.payload.len() + m.topic.len() + 64 + props_len(m);
-        if self
-            .client_max_packet
-            .is_some_and(|max| size > max as usize)
-        {
+        // The client's maximum packet size: a PUBLISH that fits is sent, one that does not is
+        // dropped (the state machine already kept QoS 1/2 ones out of the window). A topic
+        // alias is used only where the packet still fits with it.
+        let max = self.client_max_packet.map(u64::from);
+        let fits =
+            |alias| max.is_none_or(|max| m.publish_size(d.qos, &d.subscription_ids, alias) <= max);
+        if !fits(TopicAlias::None) {
             Metrics::add(&metrics.publish_dropped, 1);
             return None;
         }
@@ -59,9 +61,13 @@ impl Session {
         };
         if self.protocol == Protocol::V5 && self.alias_out_max > 0 {
             if let Some(alias) = self.aliases_out.get(&topic) {
-                wire.topic_alias = Some(*alias);
-                topic = String::new();
-            } else if self.aliases_out.len() < usize::from(self.alias_out_max) {
+                if fits(TopicAlias::Use) {
+                    wire.topic_alias = Some(*alias);
+                    topic = String::new();
+                }
+            } else if self.aliases_out.len() < usize::from(self.alias_out_max)
+                && fits(TopicAlias::Set)
+            {
                 let alias = self.aliases_out.len() as u16 + 1;
                 self.aliases_out.insert(topic.clone(), alias);
                 wire.topic_alias = Some(alias);
@@ -81,14 +87,66 @@ impl Session {
     }
 }
 
-/// A generous estimate of the properties' encoded size, for the client's packet limit.
-fn props_len(m: &raftmq_raft::Message) -> usize {
-    let p = &m.props;
-    p.content_type.as_ref().map_or(0, |s| s.len() + 3)
-        + p.response_topic.as_ref().map_or(0, |s| s.len() + 3)
-        + p.correlation_data.as_ref().map_or(0, |s| s.len() + 3)
-        + p.user_properties
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 5)
-            .sum::<usize>()
+#[cfg(test)]
+mod tests {
+    use bytes::{Bytes, BytesMut};
+    use raftmq_raft::{Message, PacketId, PublishProps, QoS, TopicAlias};
+
+    use crate::codec::{Codec, Packet, Publish, PublishProps as WireProps};
+
+    /// `Message::publish_size` is what the codec writes, across the Variable Byte Integer
+    /// width boundaries of the remaining length, the property length and subscription ids.
+    #[test]
+    fn publish_size_is_the_encoded_size() {
+        let codec = Codec::new(u32::MAX);
+        let full = PublishProps {
+            payload_format_indicator: Some(1),
+            content_type: Some("text/plain".into()),
+            response_topic: Some("re/ply".into()),
+            correlation_data: Some(Bytes::from_static(b"\x00\x01")),
+            user_properties: vec![("k".into(), "v".into()), ("k".into(), "w".repeat(130))],
+        };
+        for props in [PublishProps::default(), full] {
+            for payload in [0, 1, 100, 127, 16_400] {
+                for expiry in [None, Some(5_000)] {
+                    for ids in [vec![], vec![1], vec![127, 128, 268_435_455]] {
+                        for qos in [QoS::AtMostOnce, QoS::ExactlyOnce] {
+                            for alias in [TopicAlias::None, TopicAlias::Set, TopicAlias::Use] {
+                                let m = Message {
+                                    topic: "some/topic".into(),
+                                    payload: Bytes::from(vec![b'x'; payload]),
+                                    qos,
+                                    props: props.clone(),
+                                    expires_at_ms: expiry,
+                                    ..Message::default()
+                                };
+                                let p = Publish {
+                                    qos,
+                                    topic: match alias {
+                                        TopicAlias::Use => String::new(),
+                                        _ => m.topic.clone(),
+                                    },
+                                    packet_id: (qos != QoS::AtMostOnce).then_some(PacketId(1)),
+                                    payload: m.payload.clone(),
+                                    props: WireProps {
+                                        topic_alias: (alias != TopicAlias::None).then_some(1),
+                                        subscription_identifiers: ids.clone(),
+                                        ..super::props::to_wire(&m, 0)
+                                    },
+                                    ..Publish::default()
+                                };
+                                let mut out = BytesMut::new();
+                                codec.encode(&Packet::Publish(p), &mut out).unwrap();
+                                assert_eq!(
+                                    m.publish_size(qos, &ids, alias),
+                                    out.len() as u64,
+                                    "payload {payload}, expiry {expiry:?}, ids {ids:?}, {alias:?}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

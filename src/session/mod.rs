@@ -152,18 +152,11 @@ impl Session {
     pub fn sent(&mut self, packet: &Packet) {
         match packet {
             Packet::PubAck(_) => self.inbound_open = self.inbound_open.saturating_sub(1),
-            Packet::PubComp(a) => {
-                if self.inbound_qos2.remove(&a.packet_id) {
-                    self.inbound_open = self.inbound_open.saturating_sub(1);
-                }
+            Packet::PubComp(a) if self.inbound_qos2.remove(&a.packet_id) => {
+                self.inbound_open = self.inbound_open.saturating_sub(1);
             }
             _ => {}
         }
-    }
-
-    /// Inbound QoS 1/2 publishes still waiting for their ack (back-pressure for 3.1.1).
-    pub fn inbound_open(&self) -> usize {
-        self.inbound_open
     }
 
     fn on_ack(&mut self, packet_id: PacketId, kind: AckKind) -> Step {

@@ -4,6 +4,11 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod client5;
+pub mod mosquitto;
+pub mod raw;
+pub mod raw_v4;
+pub mod raw_v5;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

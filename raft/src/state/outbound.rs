@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::command::AckKind;
 use crate::effect::{Delivery, Effect};
 use crate::ids::{ClientId, PacketId};
-use crate::message::{Message, QoS};
+use crate::message::{Message, QoS, TopicAlias};
 
 use super::mirror::Key;
 use super::session::{Inflight, InflightState, Outbound, Session};
@@ -18,25 +18,6 @@ pub(crate) struct Grant {
     pub qos: QoS,
     pub retain: bool,
     pub subscription_ids: Vec<u32>,
-}
-
-/// A rough, never-too-small size of the PUBLISH that would carry `message`: fixed header,
-/// topic, packet id, properties and payload. Used to keep messages a client cannot accept
-/// (its 5.0 maximum packet size) out of its window and queue.
-pub(crate) fn approx_packet_size(message: &Message, subscription_ids: usize) -> u64 {
-    let props = &message.props;
-    let string = |s: &Option<String>| s.as_ref().map_or(0, |s| 3 + s.len() as u64);
-    let mut properties = 4 + 2 + 5 + 5 * subscription_ids as u64;
-    properties += string(&props.content_type) + string(&props.response_topic);
-    properties += props
-        .correlation_data
-        .as_ref()
-        .map_or(0, |d| 3 + d.len() as u64);
-    for (k, v) in &props.user_properties {
-        properties += 5 + (k.len() + v.len()) as u64;
-    }
-    let body = 2 + message.topic.len() as u64 + 2 + properties + message.payload.len() as u64;
-    5 + body
 }
 
 impl Session {
@@ -76,7 +57,7 @@ impl Session {
             let Some(conn) = self.core.conn else {
                 return;
             };
-            if !self.too_large(&out.message, grant.subscription_ids.len(), cx) {
+            if !self.too_large(&out.message, grant.qos, &grant.subscription_ids, cx) {
                 cx.effects.push(Effect::Deliver {
                     client: client.clone(),
                     conn,
@@ -92,7 +73,7 @@ impl Session {
             }
             return;
         }
-        if self.too_large(&out.message, grant.subscription_ids.len(), cx) {
+        if self.too_large(&out.message, grant.qos, &grant.subscription_ids, cx) {
             return;
         }
         let send_now = self.core.conn.is_some()
@@ -118,12 +99,20 @@ impl Session {
         }
     }
 
-    /// Whether `message` exceeds the client's maximum packet size; counts it if so.
-    fn too_large(&self, message: &Message, subscription_ids: usize, cx: &mut Ctx<'_>) -> bool {
+    /// Whether the PUBLISH carrying `message` exceeds the client's maximum packet size;
+    /// counts it if so. Measured without a topic alias: the connection uses one only where
+    /// the packet still fits (`Message::publish_size`).
+    fn too_large(
+        &self,
+        message: &Message,
+        qos: QoS,
+        subscription_ids: &[u32],
+        cx: &mut Ctx<'_>,
+    ) -> bool {
         let Some(max) = self.core.maximum_packet_size else {
             return false;
         };
-        let large = approx_packet_size(message, subscription_ids) > u64::from(max);
+        let large = message.publish_size(qos, subscription_ids, TopicAlias::None) > u64::from(max);
         if large {
             cx.totals.dropped_too_large += 1;
             cx.dirty.mark(Key::Globals);
@@ -171,7 +160,7 @@ impl Session {
                     cx.dirty.mark(Key::Globals);
                     false
                 }
-                Some(m) => !self.too_large(m, entry.subscription_ids.len(), cx),
+                Some(m) => !self.too_large(m, entry.qos, &entry.subscription_ids, cx),
                 None => false,
             };
             match message {
@@ -182,11 +171,27 @@ impl Session {
     }
 
     /// After a (re)connect: resend what is in flight, in order, with the same packet ids
-    /// (PUBLISH with DUP, or PUBREL once PUBREC was received), then fill the window.
+    /// (PUBLISH with DUP, or PUBREL once PUBREC was received), then fill the window. A
+    /// PUBLISH too large for the maximum packet size this connection set is dropped as if
+    /// it had been delivered (MQTT-3.1.2-25), so it does not hold a place in the window.
     pub fn resume(&mut self, client: &ClientId, cx: &mut Ctx<'_>) {
         let Some(conn) = self.core.conn else {
             return;
         };
+        let mut kept = std::collections::VecDeque::with_capacity(self.inflight.len());
+        while let Some(e) = self.inflight.pop_front() {
+            let message = cx.store.get(e.out.message).map(Arc::clone);
+            let large = e.state == InflightState::Sent
+                && message
+                    .is_some_and(|m| self.too_large(&m, e.out.qos, &e.out.subscription_ids, cx));
+            if large {
+                cx.dirty.mark(Key::Out(client.clone(), e.out.seq));
+                cx.store.release(e.out.message, cx.dirty);
+            } else {
+                kept.push_back(e);
+            }
+        }
+        self.inflight = kept;
         for e in &self.inflight {
             let effect = match e.state {
                 InflightState::Sent => {

@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use crate::effect::{Delivery, Effect};
 use crate::ids::{ClientId, ConnId, PacketId};
-use crate::message::{Message, QoS, SubOptions};
+use crate::message::{Message, QoS, SubOptions, TopicAlias};
 use crate::response::Reply;
 
 use super::mirror::Key;
-use super::outbound::{approx_packet_size, Grant};
+use super::outbound::Grant;
 use super::session::Session;
 use super::store::Outgoing;
 use super::topic::valid_topic_name;
@@ -218,7 +218,12 @@ impl State {
                 return;
             };
             if let Some(max) = s.core.maximum_packet_size {
-                if approx_packet_size(message, grant.subscription_ids.len()) > u64::from(max) {
+                let size = message.publish_size(
+                    QoS::AtMostOnce,
+                    &grant.subscription_ids,
+                    TopicAlias::None,
+                );
+                if size > u64::from(max) {
                     return;
                 }
             }
