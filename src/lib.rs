@@ -14,6 +14,7 @@
 //! - `sys`: `$SYS/broker/...` topics.
 //! - `metrics`: broker-wide counters.
 //! - `clock`: wall-clock milliseconds for the edges.
+//! - `vip`: the virtual IP the active node holds (netlink + gratuitous ARP, or hook commands).
 
 pub mod broker;
 pub mod cli;
@@ -27,3 +28,4 @@ pub mod router;
 pub mod session;
 pub mod sys;
 pub mod tls;
+pub mod vip;

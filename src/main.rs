@@ -163,7 +163,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // A fresh data directory forms the cluster from the initial members. Every member may
     // do this with the same list (openraft: initializing several nodes with the same
     // membership is safe); one that already heard from a leader is refused, harmlessly.
-    if fresh {
+    // A member started after the others formed the cluster first listens for their leader
+    // for an election timeout: initializing would give it a term-1 vote that outranks the
+    // leader's in openraft's ordering, and the leader would step down for nothing.
+    let heard_leader = fresh && clustered && {
+        let mut metrics = raft.metrics();
+        let wait = Duration::from_millis(r.election_timeout_max_ms);
+        tokio::time::timeout(wait, metrics.wait_for(|m| m.current_leader.is_some()))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    };
+    if heard_leader {
+        info!("not initializing: joined the running cluster's leader");
+    } else if fresh {
         match raft.initialize(members.clone()).await {
             Ok(()) => info!(members = members.len(), "initialized a new cluster"),
             Err(e) => info!(detail = %e, "not initializing: already part of a cluster"),
@@ -181,6 +193,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             lease: Duration::from_millis(r.lease_ms),
         },
     );
+    // From here on the VIP follows the active flag: added when this node serves, removed
+    // first thing when it stops.
+    let vip = raftmq::vip::spawn(&config.vip, node_id, cluster.active_changes())
+        .context("[vip] configuration")?;
     let broker = Arc::new(Broker::new(
         config.clone(),
         cluster.clone(),
@@ -208,6 +224,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
 
     wait_for_signal().await;
+    // The VIP goes before the connections, so clients that reconnect at once do not come
+    // back to this node.
+    vip.release().await;
     info!("shutting down: closing connections");
     let _ = shutdown_tx.send(true);
     // Connections see the signal, write their DISCONNECT and drop; wait for them briefly.

@@ -4,6 +4,7 @@
 mod env;
 pub mod peers;
 mod validate;
+mod vip;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use env::apply_env;
+pub use vip::{VipAddress, VipConfig, VipMode};
 
 /// The example file shipped in the repository, parsed by a test so it never drifts.
 pub const EXAMPLE: &str = include_str!("../../raftmq.example.toml");
@@ -63,6 +65,7 @@ pub struct Config {
     pub limits: Limits,
     pub raft: RaftConfig,
     pub sys: SysConfig,
+    pub vip: VipConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -168,6 +171,7 @@ impl Default for Config {
             limits: Limits::default(),
             raft: RaftConfig::default(),
             sys: SysConfig::default(),
+            vip: VipConfig::default(),
         }
     }
 }

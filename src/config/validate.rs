@@ -141,7 +141,7 @@ pub fn check(c: &Config) -> Result<(), ConfigError> {
     if r.tick_ms == 0 {
         return Err(ConfigError::invalid("raft.tick_ms", "must be at least 1"));
     }
-    Ok(())
+    c.vip.validate()
 }
 
 #[cfg(test)]

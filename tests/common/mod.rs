@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod client5;
+pub mod cluster;
 pub mod mosquitto;
 pub mod raw;
 pub mod raw_v4;
@@ -29,6 +30,7 @@ pub struct Broker {
     lines: Lines,
     extra_args: Vec<String>,
     extra_env: Vec<(String, String)>,
+    spawn: SpawnOptions,
 }
 
 impl Broker {
@@ -76,7 +78,7 @@ impl Broker {
     /// change: read `port` again.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the broker first");
-        let (child, port, lines) = spawn(&self.dir, &self.extra_args, &self.extra_env);
+        let (child, port, lines) = spawn(&self.dir, &self.extra_args, &self.extra_env, &self.spawn);
         self.child = Some(child);
         self.port = port;
         self.lines = lines;
@@ -99,13 +101,19 @@ impl Broker {
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }
+
+    /// Whether the process is running (not killed or terminated through this handle).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
         if std::thread::panicking() {
+            let name = self.spawn.name.as_deref().unwrap_or("broker");
             eprintln!(
-                "---- broker log ----\n{}\n---- end of broker log ----",
+                "---- {name} log ----\n{}\n---- end of {name} log ----",
                 self.log()
             );
         }
@@ -118,6 +126,22 @@ pub struct Builder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     dir: Option<PathBuf>,
+    spawn: SpawnOptions,
+}
+
+/// How a broker process is started and waited for (kept for `restart`).
+#[derive(Clone, Default)]
+struct SpawnOptions {
+    /// `--mqtt-listen`; `None`: `127.0.0.1:0`.
+    mqtt_listen: Option<String>,
+    /// Return once it listens, without waiting for it to serve (a cluster member that may
+    /// be a follower).
+    standby: bool,
+    /// Shown with its log when a test fails.
+    name: Option<String>,
+    /// A command the binary runs under, e.g. `ip netns exec NS` (it must exec the binary,
+    /// so the child's pid stays the broker's and `terminate` signals the broker itself).
+    wrapper: Vec<String>,
 }
 
 impl Builder {
@@ -136,6 +160,30 @@ impl Builder {
         self
     }
 
+    /// Listen for MQTT on `addr` instead of an ephemeral port.
+    pub fn mqtt_listen(mut self, addr: &str) -> Builder {
+        self.spawn.mqtt_listen = Some(addr.to_owned());
+        self
+    }
+
+    /// Do not wait for the broker to serve, only to listen (also on `restart`).
+    pub fn standby(mut self) -> Builder {
+        self.spawn.standby = true;
+        self
+    }
+
+    /// The name its log is shown under when a test fails.
+    pub fn name(mut self, name: &str) -> Builder {
+        self.spawn.name = Some(name.to_owned());
+        self
+    }
+
+    /// Run the binary under `wrapper` (e.g. `["ip", "netns", "exec", "ns1"]`).
+    pub fn wrapper(mut self, wrapper: &[&str]) -> Builder {
+        self.spawn.wrapper = wrapper.iter().map(|w| w.to_string()).collect();
+        self
+    }
+
     pub fn start(self) -> Broker {
         let (tmp, dir) = match self.dir {
             Some(d) => (None, d),
@@ -145,7 +193,7 @@ impl Builder {
                 (Some(t), d)
             }
         };
-        let (child, port, lines) = spawn(&dir, &self.args, &self.env);
+        let (child, port, lines) = spawn(&dir, &self.args, &self.env, &self.spawn);
         Broker {
             child: Some(child),
             dir,
@@ -154,17 +202,31 @@ impl Builder {
             lines,
             extra_args: self.args,
             extra_env: self.env,
+            spawn: self.spawn,
         }
     }
 }
 
-fn spawn(dir: &Path, args: &[String], env: &[(String, String)]) -> (Child, u16, Lines) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_raftmq"));
+fn spawn(
+    dir: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    opts: &SpawnOptions,
+) -> (Child, u16, Lines) {
+    let bin = env!("CARGO_BIN_EXE_raftmq");
+    let mut cmd = match opts.wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
     cmd.arg("serve")
         .arg("--data-dir")
         .arg(dir)
         .arg("--mqtt-listen")
-        .arg("127.0.0.1:0")
+        .arg(opts.mqtt_listen.as_deref().unwrap_or("127.0.0.1:0"))
         .args(args)
         .env("RUST_LOG", "info,openraft=warn")
         .env("NO_COLOR", "1")
@@ -196,7 +258,7 @@ fn spawn(dir: &Path, args: &[String], env: &[(String, String)]) -> (Child, u16, 
         )
     });
     let port = parse_port(&listening).expect("port in the listening line");
-    if wait_line(&lines, "serving MQTT", READY).is_none() {
+    if !opts.standby && wait_line(&lines, "serving MQTT", READY).is_none() {
         let _ = child.kill();
         panic!(
             "broker did not become active:\n{}",

@@ -3,11 +3,14 @@ Session Expiry Interval of 0 on DISCONNECT ends a session the CONNECT asked to k
 Usage: disconnect.py PORT"""
 
 import queue
+import time
 
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
-from harness import Peer, fail, port_arg, props
+from harness import WAIT, Peer, fail, port_arg, props
+
+NO_MATCHING_SUBSCRIBERS = 0x10
 
 
 def will(topic):
@@ -36,6 +39,14 @@ def main():
     kept = Peer(port, "paho-expiry", session_expiry=300)
     kept.subscribe("paho/expiry", 1)
     kept.disconnect(properties=props(PacketTypes.DISCONNECT, SessionExpiryInterval=0))
+    # paho closes the socket without waiting for the broker: wait until the broker has
+    # acted on the DISCONNECT, i.e. the session's subscription is gone (PUBACK 0x10), before
+    # coming back, so the new CONNECT cannot overtake it.
+    deadline = time.monotonic() + WAIT
+    while watcher.publish("paho/expiry", b"probe", 1) != NO_MATCHING_SUBSCRIBERS:
+        if time.monotonic() > deadline:
+            fail("the session (and its subscription) outlived DISCONNECT with expiry 0")
+        time.sleep(0.05)
     back = Peer(port, "paho-expiry", clean_start=False, session_expiry=300)
     if back.flags.session_present:
         fail("session present after DISCONNECT with Session Expiry Interval 0")

@@ -44,13 +44,18 @@ class Peer:
         self.client.on_message = lambda c, u, m: self.messages.put(m)
         self.client.on_subscribe = lambda c, u, mid, rcs, p: self.acks.put(("suback", mid, rcs))
         self.client.on_publish = lambda c, u, mid, rc, p: self.acks.put(("pub", mid, rc))
+        self.gone = queue.Queue()
+        self.client.on_disconnect = lambda c, u, flags, rc, p: self.gone.put(rc)
         if will is not None:
             self.client.will_set(**will)
         connect_props = None
         if session_expiry is not None:
             connect_props = props(PacketTypes.CONNECT, SessionExpiryInterval=session_expiry)
-        self.client.connect("127.0.0.1", port, keepalive=30, clean_start=clean_start,
-                            properties=connect_props)
+        try:
+            self.client.connect("127.0.0.1", port, keepalive=30, clean_start=clean_start,
+                                properties=connect_props)
+        except OSError as e:
+            fail(f"{client_id}: cannot connect to 127.0.0.1:{port}: {e}")
         self.client.loop_start()
         try:
             self.flags, rc, _ = self.connacks.get(timeout=WAIT)
@@ -66,10 +71,18 @@ class Peer:
             fail(f"SUBSCRIBE {topic}: {kind} {got} {rcs}")
 
     def publish(self, topic, payload, qos, retain=False, properties=None):
+        """Publish and wait for the acknowledgement; returns its reason code (QoS 1/2)."""
         info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         info.wait_for_publish(timeout=WAIT)
         if not info.is_published():
             fail(f"PUBLISH {topic} not acknowledged")
+        while True:
+            try:
+                kind, mid, rc = self.acks.get(timeout=WAIT)
+            except queue.Empty:
+                fail(f"PUBLISH {topic}: no on_publish")
+            if kind == "pub" and mid == info.mid:
+                return rc
 
     def message(self, what):
         try:
@@ -78,5 +91,11 @@ class Peer:
             fail(f"no message: {what}")
 
     def disconnect(self, reasoncode=None, properties=None):
+        """Send DISCONNECT and wait until paho has written it and closed the socket
+        (stopping the network thread at once could lose the packet)."""
         self.client.disconnect(reasoncode=reasoncode, properties=properties)
+        try:
+            self.gone.get(timeout=WAIT)
+        except queue.Empty:
+            fail("DISCONNECT not completed")
         self.client.loop_stop()
