@@ -136,7 +136,7 @@ async fn qos1(port: u16, total: usize, window: usize) -> Qos1Result {
         let sent_at = sent_at.clone();
         tokio::spawn(async move {
             let mut out = BytesMut::new();
-            let mut enc = codec();
+            let enc = codec();
             for i in 0..total {
                 let Ok(permit) = slots.acquire().await else {
                     return;
@@ -383,6 +383,31 @@ struct Kill {
     old: u64,
     new: Option<u64>,
     ms: Option<f64>,
+    /// From the kill to the new leader's `leader: serving MQTT` log line.
+    serving_ms: Option<f64>,
+}
+
+/// Seconds since midnight UTC now.
+fn utc_day_secs() -> f64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    (d.as_secs() % 86_400) as f64 + f64::from(d.subsec_micros()) / 1e6
+}
+
+/// Seconds since midnight UTC of a log line's timestamp (`2026-01-01T04:23:18.472344Z ...`).
+fn line_day_secs(line: &str) -> Option<f64> {
+    let t = line
+        .split_whitespace()
+        .next()?
+        .split('T')
+        .nth(1)?
+        .trim_end_matches('Z');
+    let mut parts = t.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
 }
 
 fn arg_value(name: &str) -> Option<String> {
@@ -423,7 +448,6 @@ fn main() {
     let single = {
         let b = Broker::builder()
             .env("RAFTMQ_SYS_INTERVAL_SECS", "0")
-            .env("RUST_LOG", "warn,raftmq::cluster=info")
             .start();
         eprintln!("[1 node] QoS 1 throughput, {n} messages, window 100 and 1000");
         let r = rt.block_on(throughput(b.port, n));
@@ -439,7 +463,9 @@ fn main() {
         .start();
     let replicated = rt.block_on(async {
         let leader = c.leader().await;
-        eprintln!("[3 nodes] QoS 1 throughput on leader node {leader}, {n} messages, window 100 and 1000");
+        eprintln!(
+            "[3 nodes] QoS 1 throughput on leader node {leader}, {n} messages, window 100 and 1000"
+        );
         throughput(c.mqtt_port(leader), n).await
     });
 
@@ -474,12 +500,16 @@ fn main() {
     } = results;
     println!("## Failover: kill -9 of the leader under QoS 1 load ({rate} msg/s; {timing})");
     println!();
-    println!("| kill | old leader | new leader | kill -> first PUBACK from the new leader |");
-    println!("| ---: | ---: | ---: | ---: |");
+    println!("| kill | old leader | new leader | kill -> new leader serves (its log) | kill -> first PUBACK from the new leader |");
+    println!("| ---: | ---: | ---: | ---: | ---: |");
     for (i, k) in list.iter().enumerate() {
         let new = k.new.map_or("-".to_owned(), |n| n.to_string());
-        let ms = k.ms.map_or("none within 30 s".to_owned(), |ms| format!("{ms:.0} ms"));
-        println!("| {} | {} | {new} | {ms} |", i + 1, k.old);
+        let ms =
+            k.ms.map_or("none within 30 s".to_owned(), |ms| format!("{ms:.0} ms"));
+        let serving = k
+            .serving_ms
+            .map_or("-".to_owned(), |ms| format!("{ms:.0} ms"));
+        println!("| {} | {} | {new} | {serving} | {ms} |", i + 1, k.old);
     }
     let mut times: Vec<f64> = list.iter().filter_map(|k| k.ms).collect();
     times.sort_by(f64::total_cmp);
@@ -528,12 +558,13 @@ async fn failovers(c: &mut Cluster, kills: usize, rate: u32) -> Failovers {
     )
     .await
     .expect("subscriber connects");
-    let sent = sub.send(P5::Subscribe(Subscribe {
-        pkid: 1,
-        filters: vec![Filter::new("fo/#", Q5::AtLeastOnce)],
-        properties: None,
-    }))
-    .await;
+    let sent = sub
+        .send(P5::Subscribe(Subscribe {
+            pkid: 1,
+            filters: vec![Filter::new("fo/#", Q5::AtLeastOnce)],
+            properties: None,
+        }))
+        .await;
     assert!(sent, "subscriber connection lost");
     match sub.read(Duration::from_secs(10)).await {
         Ok(P5::SubAck(_)) => {}
@@ -565,10 +596,14 @@ async fn failovers(c: &mut Cluster, kills: usize, rate: u32) -> Failovers {
         })
         .await;
         if !steady {
-            eprintln!("kill {}: the publisher made no progress on node {leader}", k + 1);
+            eprintln!(
+                "kill {}: the publisher made no progress on node {leader}",
+                k + 1
+            );
             break;
         }
         let killed_at = Instant::now();
+        let killed_day = utc_day_secs();
         c.kill9(leader);
         let mut first: Option<(u64, f64)> = None;
         until(Duration::from_secs(30), || {
@@ -587,17 +622,28 @@ async fn failovers(c: &mut Cluster, kills: usize, rate: u32) -> Failovers {
             first.is_some()
         })
         .await;
+        // When the new leader started serving, from its own log.
+        let serving_ms = first.and_then(|(n, _)| {
+            let log = c.log(n);
+            let line = log
+                .lines()
+                .rev()
+                .find(|l| l.contains("leader: serving MQTT") || l.contains("serving MQTT again"))?;
+            Some((line_day_secs(line)? - killed_day) * 1000.0)
+        });
         eprintln!(
-            "kill {}: node {leader} -> {}",
+            "kill {}: node {leader} -> {} (serving after {})",
             k + 1,
             first.map_or("no PUBACK within 30 s".to_owned(), |(n, ms)| format!(
                 "node {n}, first PUBACK after {ms:.0} ms"
-            ))
+            )),
+            serving_ms.map_or("?".to_owned(), |ms| format!("{ms:.0} ms"))
         );
         list.push(Kill {
             old: leader,
             new: first.map(|f| f.0),
             ms: first.map(|f| f.1),
+            serving_ms,
         });
         let Some((new_leader, _)) = first else {
             break;

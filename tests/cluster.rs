@@ -218,13 +218,13 @@ async fn reconnect(c: &Cluster, id: &str, clean: bool) -> (Link, bool) {
     (link, ack.session_present)
 }
 
-/// `count` retained messages `prefix/i` = `i`, pipelined with a window of 100.
-async fn publish_retained_many(link: &mut Link, prefix: &str, count: u32) {
+/// `count` retained messages `prefix/i` = `i`, pipelined with `window` in flight.
+async fn publish_retained_many(link: &mut Link, prefix: &str, count: u32, window: u32) {
     let mut next = 0u32;
     let mut acked = 0u32;
     let mut outstanding = 0u32;
     while acked < count {
-        while outstanding < 100 && next < count {
+        while outstanding < window && next < count {
             let pkid = (next % 60_000) as u16 + 1;
             let topic = format!("{prefix}/{next}");
             send(
@@ -1095,16 +1095,15 @@ async fn followers_refuse_connect_and_name_the_leader() {
     }
 }
 
-/// A follower down while 1000 retained messages are written comes back and catches up; it
-/// is then the only node that can be elected, and serves all of them.
+/// A follower down while retained messages are written comes back and catches up; it is
+/// then the only node that can be elected, and serves all of them.
 ///
-/// 1. kill -9 follower F; 1000 retained messages are committed by the leader L and G.
+/// 1. kill -9 follower F; `count` retained messages are committed by the leader L and G.
 /// 2. F restarts; G is killed: the next commit needs F, so it proves F caught up.
 /// 3. L is killed and G restarted: G's log lacks that last commit, so only F can win.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restarted_follower_catches_up_and_serves() {
-    const COUNT: u32 = 1000;
-    let mut c = Cluster::start("restarted_follower_catches_up_and_serves");
+///
+/// With `window` 1 every message is its own Raft entry. Returns F.
+async fn catch_up_and_serve(c: &mut Cluster, count: u32, window: u32) -> u64 {
     let l = c.leader().await;
     let others = c.others(l);
     let (f, g) = (others[0], others[1]);
@@ -1114,8 +1113,7 @@ async fn restarted_follower_catches_up_and_serves() {
     let (mut publ, _) = Link::connect(port, connect_packet("cu-pub", true, None), None)
         .await
         .expect("publisher connects");
-    publish_retained_many(&mut publ, "cu", COUNT).await;
-
+    publish_retained_many(&mut publ, "cu", count, window).await;
     drop(publ);
 
     c.restart(f);
@@ -1153,8 +1151,8 @@ async fn restarted_follower_catches_up_and_serves() {
         "only the caught-up node {f} can be elected (node {g} lacks the last commit)"
     );
     let port = c.mqtt_port(f);
-    let got = retained_on(port, "cu-reader", "cu/#", COUNT as usize).await;
-    let missing: Vec<u32> = (0..COUNT)
+    let got = retained_on(port, "cu-reader", "cu/#", count as usize).await;
+    let missing: Vec<u32> = (0..count)
         .filter(|i| {
             got.get(&format!("cu/{i}")).map(Vec::as_slice) != Some(i.to_string().as_bytes())
         })
@@ -1169,5 +1167,36 @@ async fn restarted_follower_catches_up_and_serves() {
     assert_eq!(
         marker.get("cu-marker").map(Vec::as_slice),
         Some(&b"marker"[..])
+    );
+    f
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_follower_catches_up_and_serves() {
+    let mut c = Cluster::start("restarted_follower_catches_up_and_serves");
+    catch_up_and_serve(&mut c, 1000, 100).await;
+}
+
+/// As above, but the leader snapshots every 100 entries and keeps 1000 entries of log
+/// behind a snapshot: after 1300 entries the log F needs is purged, so F must catch up by
+/// installing a snapshot (openraft logs it on F).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_follower_catches_up_by_snapshot_and_serves() {
+    let mut c = Cluster::builder("restarted_follower_catches_up_by_snapshot")
+        .env("RAFTMQ_RAFT_SNAPSHOT_EVERY_ENTRIES", "100")
+        .env(
+            "RUST_LOG",
+            "info,openraft=warn,openraft::engine::handler::following_handler=info",
+        )
+        .start();
+    let f = catch_up_and_serve(&mut c, 1300, 1).await;
+    let installed = c
+        .log(f)
+        .lines()
+        .filter(|l| l.contains("install_full_snapshot"))
+        .count();
+    assert!(
+        installed > 0,
+        "node {f} caught up without installing a snapshot"
     );
 }

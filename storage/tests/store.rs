@@ -141,10 +141,24 @@ fn reference(n: usize) -> (Vec<u8>, Vec<Effect>) {
     (state.to_snapshot_bytes().unwrap(), effects)
 }
 
+/// Open the store in `dir`. sled releases its directory lock from a background thread
+/// shortly after the previous in-process `Store` is dropped (a new process never waits), so
+/// a reopen in the same process retries that one error for a bounded time.
 async fn open(dir: &Path) -> Store {
-    raftmq_storage::open(dir, StoreOptions::default(), Arc::new(DropEffects))
-        .await
-        .unwrap()
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match raftmq_storage::open(dir, StoreOptions::default(), Arc::new(DropEffects)).await {
+            Ok(store) => return store,
+            Err(e) if e.to_string().contains("could not acquire lock") => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "sled lock never released: {e}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("open failed: {e}"),
+        }
+    }
 }
 
 fn bytes(store: &Store) -> Vec<u8> {
