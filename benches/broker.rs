@@ -48,6 +48,8 @@ fn start_raftmq() -> Server {
             "serve",
             "--mqtt-listen",
             &format!("127.0.0.1:{port}"),
+            "--admin-listen",
+            "127.0.0.1:0",
             "--data-dir",
         ])
         .arg(dir.path().join("data"))

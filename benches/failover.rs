@@ -19,7 +19,6 @@
 //! `RAFTMQ_RAFT_ELECTION_TIMEOUT_MAX_MS`, `RAFTMQ_RAFT_LEASE_MS` (every node inherits it).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
 mod common;
 
 use std::collections::BTreeSet;

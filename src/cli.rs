@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{apply_env, Config, ConfigError, LogFormat};
+use crate::ctl::CtlArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,6 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the broker (the default).
     Serve(ServeArgs),
+    /// Operate a running cluster through a node's admin API (status, membership changes).
+    Ctl(CtlArgs),
 }
 
 #[derive(Debug, Default, Args)]
@@ -60,6 +63,17 @@ pub struct ServeArgs {
     /// Key: raft.peers.
     #[arg(long, value_name = "LIST")]
     pub peers: Option<String>,
+    /// Wait to be added to a running cluster through its admin API instead of forming one.
+    /// Key: raft.join.
+    #[arg(long)]
+    pub join: bool,
+    /// Admin HTTP API listener. Key: admin.listen.
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<String>,
+    /// Bearer token of the admin API; prefer RAFTMQ_ADMIN_TOKEN (arguments show in `ps`).
+    /// Key: admin.token.
+    #[arg(long, value_name = "TOKEN")]
+    pub admin_token: Option<String>,
 }
 
 impl ServeArgs {
@@ -93,6 +107,15 @@ impl ServeArgs {
         }
         if let Some(v) = &self.peers {
             config.raft.peers = v.clone();
+        }
+        if self.join {
+            config.raft.join = true;
+        }
+        if let Some(v) = &self.admin_listen {
+            config.admin.listen = v.clone();
+        }
+        if let Some(v) = &self.admin_token {
+            config.admin.token = v.clone();
         }
         config.validate()?;
         Ok(config)

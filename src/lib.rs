@@ -8,6 +8,8 @@
 //! - `router`: live connections by id; turns state-machine effects into writes.
 //! - `cluster`: the handle to Raft: batched proposals, leadership, housekeeping ticks.
 //! - `broker`: the context every connection shares.
+//! - `admin`: the admin HTTP API (axum): cluster status and membership, health, metrics.
+//! - `ctl`: `raftmq ctl`, the operator's client of the admin API.
 //! - `config`: TOML + environment + flags, validated, errors naming keys.
 //! - `cli`: command-line parsing.
 //! - `tls`: rustls server configuration.
@@ -16,6 +18,7 @@
 //! - `clock`: wall-clock milliseconds for the edges.
 //! - `vip`: the virtual IP the active node holds (netlink + gratuitous ARP, or hook commands).
 
+pub mod admin;
 pub mod broker;
 pub mod cli;
 pub mod clock;
@@ -23,6 +26,7 @@ pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod conn;
+pub mod ctl;
 pub mod metrics;
 pub mod router;
 pub mod session;

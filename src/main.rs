@@ -26,6 +26,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::Ctl(args)) => return raftmq::ctl::run(args),
         None => cli.serve,
     };
     let config = match args.load() {
@@ -175,6 +176,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     if heard_leader {
         info!("not initializing: joined the running cluster's leader");
+    } else if fresh && config.raft.join {
+        info!("waiting to be added to a cluster through its admin API (raft.join)");
     } else if fresh {
         match raft.initialize(members.clone()).await {
             Ok(()) => info!(members = members.len(), "initialized a new cluster"),
@@ -203,6 +206,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         router.clone(),
         metrics,
         shutdown_rx,
+    ));
+
+    let admin_listener = bind(config.admin.listen_addr()?, "admin.listen").await?;
+    let admin_ctx =
+        raftmq::admin::AdminContext::new(cluster.clone(), broker.metrics.clone(), &config);
+    let mut admin_stop = broker.shutdown.clone();
+    tokio::spawn(raftmq::admin::serve(
+        admin_listener,
+        admin_ctx,
+        async move {
+            let _ = admin_stop.wait_for(|s| *s).await;
+        },
     ));
 
     let mqtt = bind(mqtt_addr, "mqtt.listen").await?;

@@ -7,10 +7,12 @@
 //!   serving, and publishes whether this node is active.
 //! - `ticker`: periodic `Tick` proposals (wills, expiry).
 //! - `network`: the Raft RPC client factory (a single node has no peers to call).
+//! - `status`: this node's view of the cluster for the admin API and `raftmq ctl status`.
 
 mod leadership;
 mod network;
 mod proposer;
+mod status;
 mod ticker;
 
 use std::time::Duration;
@@ -21,6 +23,10 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use network::SingleNodeNetwork;
+pub use status::{
+    ClusterStatus, LeaderChange, LeaseStatus, MemberStatus, MqttStatus, Role, StatusTracker,
+    STALLED_AFTER,
+};
 
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum ClusterError {

@@ -1,6 +1,7 @@
 //! Configuration: embedded defaults < TOML file < `RAFTMQ_*` environment < flags.
 //! Every error names the key it is about; `main` exits with status 2 on any of them.
 
+mod admin;
 mod env;
 pub mod peers;
 mod validate;
@@ -14,6 +15,7 @@ use raftmq_raft::{Member, NodeId};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub use admin::{is_host_port, AdminConfig};
 pub use env::apply_env;
 pub use vip::{VipAddress, VipConfig, VipMode};
 
@@ -66,6 +68,7 @@ pub struct Config {
     pub raft: RaftConfig,
     pub sys: SysConfig,
     pub vip: VipConfig,
+    pub admin: AdminConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -143,6 +146,9 @@ pub struct RaftConfig {
     /// Initial members, the same on every node: `ID=RAFT/MQTT/ADMIN,...` (see `peers`).
     /// Empty: a one-node cluster of this node.
     pub peers: String,
+    /// Start as a node to be added through the admin API (`POST /cluster/learners`): never
+    /// form a cluster of its own, even with an empty data directory.
+    pub join: bool,
     /// Shared by every member; only holders can vote, append or send snapshots. Empty: this
     /// node runs alone and opens no Raft listener.
     pub secret: String,
@@ -172,6 +178,7 @@ impl Default for Config {
             raft: RaftConfig::default(),
             sys: SysConfig::default(),
             vip: VipConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -229,6 +236,7 @@ impl Default for RaftConfig {
             raft_listen: "127.0.0.1:7946".into(),
             advertise_raft: String::new(),
             peers: String::new(),
+            join: false,
             secret: String::new(),
             tls_cert_file: String::new(),
             tls_key_file: String::new(),
@@ -294,7 +302,7 @@ impl Config {
             Member {
                 raft_addr,
                 mqtt_addr: self.advertise_mqtt(),
-                admin_addr: String::new(),
+                admin_addr: self.admin.advertised().to_owned(),
             },
         )]))
     }

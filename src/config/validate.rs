@@ -131,6 +131,12 @@ pub fn check(c: &Config) -> Result<(), ConfigError> {
     if !r.secret.is_empty() {
         addr("raft.raft_listen", &r.raft_listen)?;
     }
+    if r.join && r.secret.is_empty() {
+        return Err(ConfigError::invalid(
+            "raft.join",
+            "a joining node needs raft.secret to talk to the cluster",
+        ));
+    }
     let tls = [&r.tls_cert_file, &r.tls_key_file, &r.tls_ca_file];
     if tls.iter().any(|f| !f.is_empty()) && tls.iter().any(|f| f.is_empty()) {
         return Err(ConfigError::invalid(
@@ -141,7 +147,8 @@ pub fn check(c: &Config) -> Result<(), ConfigError> {
     if r.tick_ms == 0 {
         return Err(ConfigError::invalid("raft.tick_ms", "must be at least 1"));
     }
-    c.vip.validate()
+    c.vip.validate()?;
+    c.admin.validate()
 }
 
 #[cfg(test)]

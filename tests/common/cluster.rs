@@ -82,8 +82,16 @@ impl Node {
 
 pub struct Cluster {
     pub nodes: Vec<Node>,
+    /// Three ports per node id (raft, mqtt, admin), with room for `SPARE` more nodes.
+    ports: Vec<u16>,
+    peers: String,
+    env: Vec<(String, String)>,
+    node_env: Vec<(u64, String, String)>,
     _tmp: tempfile::TempDir,
 }
+
+/// Nodes a cluster can add (`add_node`) beyond its initial members.
+pub const SPARE: usize = 2;
 
 pub struct ClusterBuilder {
     name: String,
@@ -112,7 +120,7 @@ impl ClusterBuilder {
 
     /// Start every node (each returns once it listens; none is waited for to lead).
     pub fn start(self) -> Cluster {
-        let ports = reserve_ports(&self.name, 3 * self.size);
+        let ports = reserve_ports(&self.name, 3 * (self.size + SPARE));
         let tmp = tempfile::tempdir().expect("tempdir");
         let ids: Vec<u64> = (1..=self.size as u64).collect();
         let port = |id: u64, k: usize| ports[3 * (id as usize - 1) + k];
@@ -132,25 +140,7 @@ impl ClusterBuilder {
         let builders: Vec<(u64, super::Builder)> = ids
             .iter()
             .map(|&id| {
-                let (raft_port, mqtt_port) = (port(id, 0), port(id, 1));
-                let mut b = Broker::builder()
-                    .name(&format!("node {id} (mqtt {mqtt_port}, raft {raft_port})"))
-                    .standby()
-                    .dir(&tmp.path().join(format!("node{id}")))
-                    .mqtt_listen(&format!("127.0.0.1:{mqtt_port}"))
-                    .arg("--node-id")
-                    .arg(&id.to_string())
-                    .arg("--raft-listen")
-                    .arg(&format!("127.0.0.1:{raft_port}"))
-                    .arg("--peers")
-                    .arg(&peers)
-                    .env("RAFTMQ_RAFT_SECRET", SECRET);
-                for (k, v) in &self.env {
-                    b = b.env(k, v);
-                }
-                for (_, k, v) in self.node_env.iter().filter(|(n, _, _)| *n == id) {
-                    b = b.env(k, v);
-                }
+                let b = node_builder(tmp.path(), id, &ports, &peers, &self.env, &self.node_env);
                 (id, b)
             })
             .collect();
@@ -177,8 +167,49 @@ impl ClusterBuilder {
                 stopped: false,
             })
             .collect();
-        Cluster { nodes, _tmp: tmp }
+        Cluster {
+            nodes,
+            ports,
+            peers,
+            env: self.env,
+            node_env: self.node_env,
+            _tmp: tmp,
+        }
     }
+}
+
+/// A member's process: its ports, data directory and the shared peer list.
+fn node_builder(
+    tmp: &std::path::Path,
+    id: u64,
+    ports: &[u16],
+    peers: &str,
+    env: &[(String, String)],
+    node_env: &[(u64, String, String)],
+) -> super::Builder {
+    let port = |k: usize| ports[3 * (id as usize - 1) + k];
+    let (raft_port, mqtt_port, admin_port) = (port(0), port(1), port(2));
+    let mut b = Broker::builder()
+        .name(&format!("node {id} (mqtt {mqtt_port}, raft {raft_port})"))
+        .standby()
+        .dir(&tmp.join(format!("node{id}")))
+        .mqtt_listen(&format!("127.0.0.1:{mqtt_port}"))
+        .arg("--node-id")
+        .arg(&id.to_string())
+        .arg("--raft-listen")
+        .arg(&format!("127.0.0.1:{raft_port}"))
+        .arg("--admin-listen")
+        .arg(&format!("127.0.0.1:{admin_port}"))
+        .arg("--peers")
+        .arg(peers)
+        .env("RAFTMQ_RAFT_SECRET", SECRET);
+    for (k, v) in env {
+        b = b.env(k, v);
+    }
+    for (_, k, v) in node_env.iter().filter(|(n, _, _)| *n == id) {
+        b = b.env(k, v);
+    }
+    b
 }
 
 /// Run a blocking harness call (waiting on a child's log) without stalling the runtime's
@@ -257,6 +288,46 @@ impl Cluster {
 
     pub fn others(&self, id: u64) -> Vec<u64> {
         self.ids().into_iter().filter(|n| *n != id).collect()
+    }
+
+    /// Start a new node (the next id) that is not an initial member: it gets the initial
+    /// peer list, which does not name it, so it does not form a cluster of its own and
+    /// waits to be added (as a learner, through the admin API). Returns its id.
+    pub fn add_node(&mut self) -> u64 {
+        let id = self.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
+        assert!(
+            (id as usize) * 3 <= self.ports.len(),
+            "no ports reserved for node {id} (SPARE = {SPARE})"
+        );
+        let b = node_builder(
+            self._tmp.path(),
+            id,
+            &self.ports,
+            &self.peers,
+            &self.env,
+            &self.node_env,
+        );
+        let broker = blocking(|| b.start());
+        let port = |k: usize| self.ports[3 * (id as usize - 1) + k];
+        self.nodes.push(Node {
+            id,
+            raft_port: port(0),
+            mqtt_port: port(1),
+            admin_port: port(2),
+            broker,
+            stopped: false,
+        });
+        id
+    }
+
+    /// `ID=RAFT/MQTT/ADMIN` addresses of node `id`, as `POST /cluster/learners` takes them.
+    pub fn addrs(&self, id: u64) -> (String, String, String) {
+        let n = self.node(id);
+        (
+            format!("127.0.0.1:{}", n.raft_port),
+            n.mqtt_addr(),
+            format!("127.0.0.1:{}", n.admin_port),
+        )
     }
 
     /// kill -9 (a stopped node is killed too) and wait until the process is gone.

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod client;
 pub mod client5;
 pub mod cluster;
@@ -230,6 +231,8 @@ fn spawn(
         .args(args)
         .env("RUST_LOG", "info,openraft=warn")
         .env("NO_COLOR", "1")
+        // Tests run in parallel: no broker may take the default admin port (8081).
+        .env("RAFTMQ_ADMIN_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (k, v) in env {

@@ -1,0 +1,162 @@
+//! The admin HTTP API (axum): cluster status and membership, health checks, metrics.
+//! `raftmq ctl` (`crate::ctl`) is its command-line client.
+//!
+//! # Wiring (main.rs)
+//! ```ignore
+//! let listener = bind(config.admin.listen_addr()?, "admin.listen").await?;
+//! let ctx = raftmq::admin::AdminContext::new(cluster.clone(), broker.metrics.clone(), &config);
+//! let mut stop = broker.shutdown.clone();
+//! tokio::spawn(raftmq::admin::serve(listener, ctx, async move {
+//!     let _ = stop.wait_for(|s| *s).await;
+//! }));
+//! ```
+//! Start it before waiting for the node to become active, so `/readyz` answers (503) while
+//! the node is not serving yet. `serve` logs `admin API listening addr=...`.
+//!
+//! # Routes
+//! JSON in and out. Every error is `{"error": "<message>"}` with a matching status; the
+//! answers that send the caller elsewhere add `"leader": {"id", "admin_addr", "mqtt_addr"}`
+//! (or `null` when no leader is known).
+//! - `GET /healthz`: 200 while the process runs. Open.
+//! - `GET /readyz`: 200 only on the active node (leader holding its lease, serving MQTT);
+//!   503 with the reason and the leader otherwise. Open: a load balancer's health check.
+//! - `GET /metrics`: Prometheus text format. Open.
+//! - `GET /cluster/status`: `crate::cluster::ClusterStatus`. Token.
+//! - `POST /cluster/learners` `{"id": 4, "raft_addr": "h:7946", "mqtt_addr": "h:1883",
+//!   "admin_addr": "h:8081"}`: add a learner and wait until it caught up with the log
+//!   (504 if it has not within the timeout; it stays a learner and goes on catching up). Token.
+//! - `POST /cluster/voters` with exactly one of `{"add": [4]}` (promote caught-up learners),
+//!   `{"remove": [2]}` (demote voters to learners), `{"set": [1, 2, 4]}` (the whole voter set;
+//!   voters left out become learners). Token.
+//! - `DELETE /cluster/nodes/{id}[?force=true]`: remove a voter or learner from the cluster.
+//!   Without `force` it is refused (409) when the node does not replicate (it looks dead:
+//!   evicting a dead node is what `force=true` says), or when the voters left would not have
+//!   a replicating majority (the change could not commit and every write would stall).
+//!   `force=true` skips both checks; the Raft operation is the same. Removing the leader
+//!   itself is allowed: it steps down once the change commits. Token.
+//!
+//! Writes take `?timeout_secs=N` (default 60, at most 600); a change that does not finish in
+//! time is 504 and may still complete. Writes are answered only by the leader: elsewhere
+//! they get **421 Misdirected Request** with the leader hint (not a redirect: a client would
+//! re-send the token to whatever address the hint names; `raftmq ctl` follows it itself).
+//! A leader that no quorum acknowledged within its lease answers 503: nothing could commit.
+//!
+//! # Authorization
+//! `Authorization: Bearer <admin.token>` on `/cluster/*`: missing 401 (with
+//! `WWW-Authenticate: Bearer`), wrong 403, compared in constant time. With `admin.token`
+//! empty, every `/cluster/*` route answers 503: there is no token to check against.
+
+mod auth;
+mod error;
+mod extract;
+mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::{delete, get, post};
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::cluster::{Cluster, ClusterStatus, MqttStatus, StatusTracker};
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+pub use error::{ApiError, LeaderHint};
+
+/// What the admin API needs from the rest of the broker.
+pub struct AdminContext {
+    pub cluster: Cluster,
+    pub metrics: Arc<Metrics>,
+    /// `admin.token`; empty disables the `/cluster/*` routes.
+    pub token: String,
+    /// `raft.lease_ms`, to report whether the lease is held.
+    pub lease: Duration,
+}
+
+impl AdminContext {
+    pub fn new(cluster: Cluster, metrics: Arc<Metrics>, config: &Config) -> AdminContext {
+        AdminContext {
+            cluster,
+            metrics,
+            token: config.admin.token.clone(),
+            lease: Duration::from_millis(config.raft.lease_ms),
+        }
+    }
+}
+
+/// Shared by every request.
+struct Shared {
+    cluster: Cluster,
+    metrics: Arc<Metrics>,
+    token: auth::AdminToken,
+    lease: Duration,
+    tracker: StatusTracker,
+}
+
+type AppState = Arc<Shared>;
+
+impl Shared {
+    /// Status without the MQTT counts, which walk every session: for checks on each request.
+    fn raft_status(&self) -> ClusterStatus {
+        self.tracker
+            .status(&self.cluster, self.lease, MqttStatus::default())
+    }
+
+    fn full_status(&self) -> ClusterStatus {
+        let stats = self.cluster.state().read().stats();
+        let mqtt = MqttStatus {
+            sessions: stats.sessions,
+            sessions_online: stats.sessions_online,
+            connections: Metrics::get(&self.metrics.clients_connected),
+        };
+        self.tracker.status(&self.cluster, self.lease, mqtt)
+    }
+}
+
+/// Serve the admin API on `listener` until `shutdown` resolves. Errors are logged: the
+/// broker goes on without its admin API rather than stopping.
+pub async fn serve(
+    listener: TcpListener,
+    ctx: AdminContext,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    match listener.local_addr() {
+        Ok(addr) => info!(addr = %addr, "admin API listening"),
+        Err(e) => info!(error = %e, "admin API listening (address unknown)"),
+    }
+    if ctx.token.is_empty() {
+        warn!("admin.token is empty: /cluster/* answers 503 until a token is configured");
+    }
+    let state = Arc::new(Shared {
+        tracker: StatusTracker::spawn(&ctx.cluster),
+        token: auth::AdminToken::new(&ctx.token),
+        cluster: ctx.cluster,
+        metrics: ctx.metrics,
+        lease: ctx.lease,
+    });
+    if let Err(e) = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        warn!(error = %e, "admin API stopped");
+    }
+}
+
+fn router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(routes::metrics::metrics))
+        .route("/cluster/status", get(routes::status::status))
+        .route("/cluster/learners", post(routes::membership::add_learner))
+        .route("/cluster/voters", post(routes::membership::change_voters))
+        .route(
+            "/cluster/nodes/{id}",
+            delete(routes::membership::remove_node),
+        )
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+}
