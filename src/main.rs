@@ -209,8 +209,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     ));
 
     let admin_listener = bind(config.admin.listen_addr()?, "admin.listen").await?;
-    let admin_ctx =
-        raftmq::admin::AdminContext::new(cluster.clone(), broker.metrics.clone(), &config);
+    let admin_ctx = raftmq::admin::AdminContext::new(
+        cluster.clone(),
+        broker.metrics.clone(),
+        vip.clone(),
+        &config,
+    );
     let mut admin_stop = broker.shutdown.clone();
     tokio::spawn(raftmq::admin::serve(
         admin_listener,

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::admin::{Admin, TOKEN};
 use common::cluster::{
     connect_any, connect_packet, probe, will, Cluster, Link, NoPacket, Probe, ELECTION,
 };
@@ -1207,5 +1208,143 @@ async fn restarted_follower_catches_up_by_snapshot_and_serves() {
     assert!(
         installed > 0,
         "node {f} caught up without installing a snapshot"
+    );
+}
+
+/// `{"id": .., "raft_addr": .., "mqtt_addr": .., "admin_addr": ..}` for node `id`.
+fn learner_body(c: &Cluster, id: u64) -> String {
+    let (raft, mqtt, admin) = c.addrs(id);
+    serde_json::json!({"id": id, "raft_addr": raft, "mqtt_addr": mqtt, "admin_addr": admin})
+        .to_string()
+}
+
+fn ids(v: &serde_json::Value) -> Vec<u64> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list of ids: {v}"))
+        .iter()
+        .map(|x| x.as_u64().expect("an id"))
+        .collect()
+}
+
+/// A fourth node joins through the admin API: added as a learner it catches up by
+/// installing a snapshot (the leader purged the log it would need), is promoted to voter,
+/// and an original follower is removed. Then kill -9 of the leader: the remaining voters
+/// (one of them the newcomer) elect a leader that has every session, queued and retained
+/// message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learner_joins_by_snapshot_is_promoted_and_replaces_a_voter() {
+    const RETAINED: u32 = 1300;
+    let mut c = Cluster::builder("learner_joins_by_snapshot")
+        .env("RAFTMQ_ADMIN_TOKEN", TOKEN)
+        .env("RAFTMQ_RAFT_SNAPSHOT_EVERY_ENTRIES", "100")
+        .env(
+            "RUST_LOG",
+            "info,openraft=warn,openraft::engine::handler::following_handler=info",
+        )
+        .start();
+    let l = c.leader().await;
+    let port = c.mqtt_port(l);
+
+    // State: a persistent session with a subscription and a queue, and retained messages
+    // written one Raft entry each, so that snapshots are taken and the log is purged.
+    let (mut keeper, _) = Link::connect(port, connect_packet("jn-keeper", true, Some(600)), None)
+        .await
+        .expect("keeper connects");
+    subscribe(&mut keeper, 1, &[("jq/#", QoS::AtLeastOnce)]).await;
+    keeper.disconnect().await;
+    let (mut publ, _) = Link::connect(port, connect_packet("jn-pub", true, None), None)
+        .await
+        .expect("publisher connects");
+    for i in 0..5u16 {
+        publish_acked(
+            &mut publ,
+            &format!("jq/{i}"),
+            i + 1,
+            i.to_string().as_bytes(),
+            false,
+        )
+        .await;
+    }
+    publish_retained_many(&mut publ, "jr", RETAINED, 1).await;
+    drop(publ);
+
+    let admin = Admin::new(c.node(l).admin_port);
+    let new = c.add_node();
+    let r = admin
+        .post("/cluster/learners", &learner_body(&c, new))
+        .await;
+    assert_eq!(r.status, 200, "add learner: {}", r.text);
+    assert!(
+        ids(&r.json["membership"]["learners"]).contains(&new),
+        "{}",
+        r.text
+    );
+    assert!(
+        c.log(new).contains("install_full_snapshot"),
+        "node {new} caught up without a snapshot:\n{}",
+        c.log(new)
+    );
+
+    let r = admin
+        .post("/cluster/voters", &format!(r#"{{"add": [{new}]}}"#))
+        .await;
+    assert_eq!(r.status, 200, "promote: {}", r.text);
+    assert!(
+        ids(&r.json["membership"]["voters"]).contains(&new),
+        "{}",
+        r.text
+    );
+
+    let originals = c.others(l);
+    let (gone, stays) = (originals[0], originals[1]);
+    assert_ne!(gone, new);
+    let r = admin.delete(&format!("/cluster/nodes/{gone}")).await;
+    assert_eq!(r.status, 200, "remove node {gone}: {}", r.text);
+    let mut voters = ids(&r.json["membership"]["voters"]);
+    voters.sort_unstable();
+    let mut want = vec![l, stays, new];
+    want.sort_unstable();
+    assert_eq!(voters, want, "{}", r.text);
+    c.kill9(gone);
+
+    // Voters are now {L, stays, new}: without L, the newcomer is needed for every commit.
+    c.kill9(l);
+    let leader = c.leader().await;
+    assert!(leader == stays || leader == new, "leader {leader}");
+    let port = c.mqtt_port(leader);
+
+    let (mut keeper, ack) =
+        Link::connect(port, connect_packet("jn-keeper", false, Some(600)), None)
+            .await
+            .expect("keeper reconnects");
+    assert!(ack.session_present, "session on node {leader}");
+    let seen = receive_until(&mut keeper, WAIT, |s| {
+        s.iter().any(|s| s.topic() == Some("jq/4"))
+    })
+    .await;
+    let topics: Vec<&str> = seen.iter().filter_map(Seen::topic).collect();
+    assert_eq!(
+        topics,
+        ["jq/0", "jq/1", "jq/2", "jq/3", "jq/4"],
+        "queue on node {leader}"
+    );
+
+    let mut got = BTreeMap::new();
+    for block in 0..RETAINED.div_ceil(100) {
+        let expect = (RETAINED - block * 100).min(100) as usize;
+        let filter = format!("jr/{block}/+");
+        got.append(&mut retained_on(port, "jn-reader", &filter, expect).await);
+    }
+    let missing: Vec<u32> = (0..RETAINED)
+        .filter(|i| {
+            got.get(&format!("jr/{}/{i}", i / 100)).map(Vec::as_slice)
+                != Some(i.to_string().as_bytes())
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} retained messages missing on node {leader} (first: {:?})",
+        missing.len(),
+        &missing[..missing.len().min(10)]
     );
 }

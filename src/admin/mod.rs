@@ -62,6 +62,7 @@ use tracing::{info, warn};
 use crate::cluster::{Cluster, ClusterStatus, MqttStatus, StatusTracker};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::vip::VipHandle;
 
 pub use error::{ApiError, LeaderHint};
 
@@ -73,15 +74,23 @@ pub struct AdminContext {
     pub token: String,
     /// `raft.lease_ms`, to report whether the lease is held.
     pub lease: Duration,
+    /// This node's VIP, to report whether it holds it.
+    pub vip: VipHandle,
 }
 
 impl AdminContext {
-    pub fn new(cluster: Cluster, metrics: Arc<Metrics>, config: &Config) -> AdminContext {
+    pub fn new(
+        cluster: Cluster,
+        metrics: Arc<Metrics>,
+        vip: VipHandle,
+        config: &Config,
+    ) -> AdminContext {
         AdminContext {
             cluster,
             metrics,
             token: config.admin.token.clone(),
             lease: Duration::from_millis(config.raft.lease_ms),
+            vip,
         }
     }
 }
@@ -93,6 +102,7 @@ struct Shared {
     token: auth::AdminToken,
     lease: Duration,
     tracker: StatusTracker,
+    vip: VipHandle,
 }
 
 type AppState = Arc<Shared>;
@@ -111,7 +121,12 @@ impl Shared {
             sessions_online: stats.sessions_online,
             connections: Metrics::get(&self.metrics.clients_connected),
         };
-        self.tracker.status(&self.cluster, self.lease, mqtt)
+        let mut status = self.tracker.status(&self.cluster, self.lease, mqtt);
+        // Only the holder knows it holds the VIP; the active node is where to ask.
+        if self.vip.held() {
+            status.vip_holder = Some(self.cluster.node_id());
+        }
+        status
     }
 }
 
@@ -135,6 +150,7 @@ pub async fn serve(
         cluster: ctx.cluster,
         metrics: ctx.metrics,
         lease: ctx.lease,
+        vip: ctx.vip,
     });
     if let Err(e) = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)

@@ -290,8 +290,7 @@ impl Cluster {
         self.ids().into_iter().filter(|n| *n != id).collect()
     }
 
-    /// Start a new node (the next id) that is not an initial member: it gets the initial
-    /// peer list, which does not name it, so it does not form a cluster of its own and
+    /// Start a new node (the next id) that is not an initial member, with `--join`: it
     /// waits to be added (as a learner, through the admin API). Returns its id.
     pub fn add_node(&mut self) -> u64 {
         let id = self.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
@@ -306,7 +305,8 @@ impl Cluster {
             &self.peers,
             &self.env,
             &self.node_env,
-        );
+        )
+        .arg("--join");
         let broker = blocking(|| b.start());
         let port = |k: usize| self.ports[3 * (id as usize - 1) + k];
         self.nodes.push(Node {
