@@ -225,9 +225,9 @@ impl Default for RaftConfig {
     fn default() -> RaftConfig {
         RaftConfig {
             heartbeat_ms: 100,
-            election_timeout_min_ms: 500,
-            election_timeout_max_ms: 1000,
-            lease_ms: 400,
+            election_timeout_min_ms: 400,
+            election_timeout_max_ms: 500,
+            lease_ms: 300,
             proposal_timeout_ms: 5000,
             batch_max_ops: 4096,
             max_inflight_batches: 4,

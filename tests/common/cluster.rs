@@ -84,7 +84,6 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     /// Three ports per node id (raft, mqtt, admin), with room for `SPARE` more nodes.
     ports: Vec<u16>,
-    peers: String,
     env: Vec<(String, String)>,
     node_env: Vec<(u64, String, String)>,
     _tmp: tempfile::TempDir,
@@ -170,7 +169,6 @@ impl ClusterBuilder {
         Cluster {
             nodes,
             ports,
-            peers,
             env: self.env,
             node_env: self.node_env,
             _tmp: tmp,
@@ -298,17 +296,24 @@ impl Cluster {
             (id as usize) * 3 <= self.ports.len(),
             "no ports reserved for node {id} (SPARE = {SPARE})"
         );
+        let port = |k: usize| self.ports[3 * (id as usize - 1) + k];
+        // Its peer list names itself only: the members come from the cluster that adds it.
+        let own = format!(
+            "{id}=127.0.0.1:{}/127.0.0.1:{}/127.0.0.1:{}",
+            port(0),
+            port(1),
+            port(2)
+        );
         let b = node_builder(
             self._tmp.path(),
             id,
             &self.ports,
-            &self.peers,
+            &own,
             &self.env,
             &self.node_env,
         )
         .arg("--join");
         let broker = blocking(|| b.start());
-        let port = |k: usize| self.ports[3 * (id as usize - 1) + k];
         self.nodes.push(Node {
             id,
             raft_port: port(0),
