@@ -20,181 +20,25 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod load;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
 use common::cluster::{connect_any, connect_packet, Cluster, Link, ELECTION};
 use common::Broker;
-use raftmq::codec::{Codec, Connect, Packet, Protocol, Publish};
-use raftmq_raft::{PacketId, QoS};
+use load::{qos1, Qos1Result};
 use rumqttc::v5::mqttbytes::v5::{Filter, Packet as P5, PubAck, Publish as Publish5, Subscribe};
 use rumqttc::v5::mqttbytes::QoS as Q5;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
 
-const PAYLOAD: usize = 64;
 const TOPIC: &str = "fo/stream";
 
 // ---- throughput (the method of benches/broker.rs) --------------------------------------
 
-/// A raw MQTT 3.1.1 connection.
-struct Conn {
-    stream: TcpStream,
-    rbuf: BytesMut,
-}
-
-impl Conn {
-    async fn open(port: u16, id: &str) -> Conn {
-        let stream = TcpStream::connect(("127.0.0.1", port))
-            .await
-            .expect("connect");
-        stream.set_nodelay(true).ok();
-        let mut c = Conn {
-            stream,
-            rbuf: BytesMut::with_capacity(64 * 1024),
-        };
-        let mut out = BytesMut::new();
-        codec()
-            .encode(
-                &Packet::Connect(Box::new(Connect {
-                    protocol: Some(Protocol::V4),
-                    client_id: id.into(),
-                    clean_start: true,
-                    keep_alive: 60,
-                    ..Connect::default()
-                })),
-                &mut out,
-            )
-            .expect("encode");
-        c.stream.write_all(&out).await.expect("write");
-        loop {
-            if let Some((kind, body)) = next_frame(&mut c.rbuf) {
-                assert!(kind == 2 && body.get(1) == Some(&0), "bad CONNACK");
-                return c;
-            }
-            let n = tokio::time::timeout(Duration::from_secs(10), c.stream.read_buf(&mut c.rbuf))
-                .await
-                .expect("CONNACK in time")
-                .expect("read");
-            assert!(n > 0, "closed before CONNACK");
-        }
-    }
-}
-
-fn codec() -> Codec {
-    let mut c = Codec::new(16 * 1024 * 1024);
-    c.set_protocol(Protocol::V4);
-    c
-}
-
-/// (packet type, body) of the next whole frame in `buf`.
-fn next_frame(buf: &mut BytesMut) -> Option<(u8, Bytes)> {
-    let mut len = 0usize;
-    let mut shift = 0;
-    let mut i = 1;
-    loop {
-        let b = *buf.get(i)?;
-        len |= usize::from(b & 0x7f) << shift;
-        i += 1;
-        if b & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-        assert!(shift <= 21, "bad remaining length from the server");
-    }
-    if buf.len() < i + len {
-        return None;
-    }
-    let kind = buf[0] >> 4;
-    let mut frame = buf.split_to(i + len);
-    let body = frame.split_off(i).freeze();
-    Some((kind, body))
-}
-
-struct Qos1Result {
-    rate: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
-/// One QoS 1 publisher with `window` messages in flight, as fast as acks allow.
-async fn qos1(port: u16, total: usize, window: usize) -> Qos1Result {
-    let Conn { stream, mut rbuf } = Conn::open(port, "bench-q1").await;
-    let (mut rd, mut wr) = stream.into_split();
-    let slots = Arc::new(Semaphore::new(window));
-    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..65536).map(|_| AtomicU64::new(0)).collect());
-    let origin = Instant::now();
-    let payload = Bytes::from(vec![b'x'; PAYLOAD]);
-    let writer = {
-        let slots = slots.clone();
-        let sent_at = sent_at.clone();
-        tokio::spawn(async move {
-            let mut out = BytesMut::new();
-            let enc = codec();
-            for i in 0..total {
-                let Ok(permit) = slots.acquire().await else {
-                    return;
-                };
-                permit.forget();
-                let id = (i % 65535) as u16 + 1;
-                sent_at[id as usize].store(origin.elapsed().as_micros() as u64, Ordering::Relaxed);
-                let p = Packet::Publish(Publish {
-                    qos: QoS::AtLeastOnce,
-                    topic: "bench/q1".into(),
-                    packet_id: Some(PacketId(id)),
-                    payload: payload.clone(),
-                    ..Publish::default()
-                });
-                enc.encode(&p, &mut out).expect("encode");
-                if slots.available_permits() == 0 || out.len() > 32 * 1024 {
-                    if wr.write_all(&out).await.is_err() {
-                        return;
-                    }
-                    out.clear();
-                }
-            }
-            let _ = wr.write_all(&out).await;
-            std::future::pending::<()>().await;
-        })
-    };
-    let mut latencies = Vec::with_capacity(total);
-    let started = Instant::now();
-    while latencies.len() < total {
-        if let Some((kind, body)) = next_frame(&mut rbuf) {
-            if kind == 4 && body.len() >= 2 {
-                let id = u16::from_be_bytes([body[0], body[1]]);
-                let t = sent_at[id as usize].load(Ordering::Relaxed);
-                latencies.push(origin.elapsed().as_micros() as u64 - t);
-                slots.add_permits(1);
-            }
-            continue;
-        }
-        match tokio::time::timeout(Duration::from_secs(30), rd.read_buf(&mut rbuf)).await {
-            Ok(Ok(n)) if n > 0 => {}
-            _ => panic!("publisher stalled after {} acks", latencies.len()),
-        }
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    writer.abort();
-    latencies.sort_unstable();
-    let pct = |p: f64| {
-        latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)] as f64 / 1000.0
-    };
-    Qos1Result {
-        rate: total as f64 / elapsed,
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
-    }
-}
-
 async fn throughput(port: u16, n: usize) -> (Qos1Result, Qos1Result) {
-    let narrow = qos1(port, n, 100).await;
-    let wide = qos1(port, n, 1000).await;
+    let narrow = qos1(port, n, 100, None).await;
+    let wide = qos1(port, n, 1000, None).await;
     (narrow, wide)
 }
 
@@ -434,12 +278,26 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // The figures printed are the ones in force: the environment's, or the broker's defaults.
+    let defaults = raftmq::config::Config::default().raft;
     let timing = format!(
         "heartbeat {} ms, election timeout {}-{} ms, lease {} ms",
-        env_or("RAFTMQ_RAFT_HEARTBEAT_MS", "100 (default)"),
-        env_or("RAFTMQ_RAFT_ELECTION_TIMEOUT_MIN_MS", "500"),
-        env_or("RAFTMQ_RAFT_ELECTION_TIMEOUT_MAX_MS", "1000 (default)"),
-        env_or("RAFTMQ_RAFT_LEASE_MS", "400 (default)"),
+        env_or(
+            "RAFTMQ_RAFT_HEARTBEAT_MS",
+            &format!("{} (default)", defaults.heartbeat_ms)
+        ),
+        env_or(
+            "RAFTMQ_RAFT_ELECTION_TIMEOUT_MIN_MS",
+            &defaults.election_timeout_min_ms.to_string()
+        ),
+        env_or(
+            "RAFTMQ_RAFT_ELECTION_TIMEOUT_MAX_MS",
+            &format!("{} (default)", defaults.election_timeout_max_ms)
+        ),
+        env_or(
+            "RAFTMQ_RAFT_LEASE_MS",
+            &format!("{} (default)", defaults.lease_ms)
+        ),
     );
     eprintln!("raft timing: {timing}");
 
