@@ -429,6 +429,12 @@ async fn followers_send_writes_to_the_leader() {
     .await;
     assert_eq!(s["role"], "follower", "{s:#}");
     assert_eq!(s["active"], false);
+    // `ctl ready`, the container health check: 0 on the leader only, the reason otherwise.
+    let out = ctl(cluster.node(leader).admin_port, None, &["ready"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = ctl(cluster.node(follower).admin_port, None, &["ready"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stderr(&out).contains("HTTP 503"), "{}", stderr(&out));
     assert!(s["members"]
         .as_array()
         .unwrap()

@@ -60,6 +60,9 @@ pub enum CtlCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Exit 0 if the node is the active leader holding its lease (`GET /readyz`), else 1
+    /// with the reason: for container health checks and load-balancer scripts. Needs no token.
+    Ready,
     /// Add a node as a learner and wait until it has caught up with the log.
     AddLearner {
         /// The new node's id (its node_id).
@@ -151,6 +154,10 @@ async fn execute(args: &CtlArgs) -> Result<String, CtlError> {
                 .call(&base, Method::GET, "/cluster/status", None)
                 .await?;
             return render_status_answer(&answer, *json, &base);
+        }
+        CtlCommand::Ready => {
+            api.call(&base, Method::GET, "/readyz", None).await?;
+            return Ok("ready: this node is the active leader\n".to_owned());
         }
         CtlCommand::AddLearner {
             id,
