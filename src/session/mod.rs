@@ -25,7 +25,7 @@ use std::sync::Arc;
 use raftmq_raft::{Ack, AckKind, ClientId, ConnId, Op, PacketId, Reply};
 
 use crate::broker::Broker;
-use crate::cluster::ClusterError;
+use crate::cluster::{Cluster, ClusterError};
 use crate::codec::{self, reason, Packet, Protocol};
 
 pub use connect::{accept, Accepted, Refused};
@@ -95,12 +95,27 @@ impl Close {
         self
     }
 
+    /// A reply that does not answer the op proposed: a bug, closed rather than guessed at.
+    fn unexpected() -> Close {
+        Close::error(reason::UNSPECIFIED_ERROR, "unexpected reply")
+    }
+
     fn taken_over() -> Close {
         Close {
             send: Some(reason::SESSION_TAKEN_OVER),
             why: "session taken over",
             end: End::Abandon,
         }
+    }
+}
+
+/// Propose an op of this connection's session. A proposal that did not commit, or a session
+/// that has moved on to a newer connection, ends this connection.
+async fn propose(cluster: &Cluster, op: Op) -> Result<Reply, Close> {
+    match cluster.propose(op).await {
+        Ok(Reply::NotOwner) => Err(Close::taken_over()),
+        Ok(reply) => Ok(reply),
+        Err(e) => Err(Close::from_cluster(&e)),
     }
 }
 
@@ -168,11 +183,8 @@ impl Session {
         }]);
         let cluster = self.broker.cluster.clone();
         Step::Wait(Box::pin(async move {
-            match cluster.propose(op).await {
-                Ok(Reply::NotOwner) => Err(Close::taken_over()),
-                Ok(_) => Ok(Vec::new()),
-                Err(e) => Err(Close::from_cluster(&e)),
-            }
+            propose(&cluster, op).await?;
+            Ok(Vec::new())
         }))
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use raftmq_raft::{Op, PacketId, QoS, Reply};
 
-use super::{props, Close, Session, Step};
+use super::{propose, props, Close, Session, Step};
 use crate::codec::{self, reason, Ack, Packet, Protocol, Publish};
 use crate::metrics::Metrics;
 
@@ -70,15 +70,11 @@ impl Session {
         let no_match = self.reason_string("no matching subscribers");
         let qos = p.qos;
         Ok(Step::Wait(Box::pin(async move {
-            let reply = cluster
-                .propose(op)
-                .await
-                .map_err(|e| Close::from_cluster(&e))?;
+            let reply = propose(&cluster, op).await?;
             let matched = match reply {
                 Reply::Published { matched } => Some(matched),
                 Reply::Duplicate => None,
-                Reply::NotOwner => return Err(Close::taken_over()),
-                _ => return Err(Close::error(reason::UNSPECIFIED_ERROR, "unexpected reply")),
+                _ => return Err(Close::unexpected()),
             };
             let Some(packet_id) = packet_id else {
                 return Ok(Vec::new());
@@ -110,16 +106,12 @@ impl Session {
         let not_found = self.reason_string("packet id not found");
         let v5 = self.protocol == Protocol::V5;
         Step::Wait(Box::pin(async move {
-            let reply = cluster
-                .propose(op)
-                .await
-                .map_err(|e| Close::from_cluster(&e))?;
+            let reply = propose(&cluster, op).await?;
             let (code, reason_string) = match reply {
                 Reply::Released { known: true } => (reason::SUCCESS, None),
                 Reply::Released { known: false } if v5 => (reason::PACKET_ID_NOT_FOUND, not_found),
                 Reply::Released { known: false } => (reason::SUCCESS, None),
-                Reply::NotOwner => return Err(Close::taken_over()),
-                _ => return Err(Close::error(reason::UNSPECIFIED_ERROR, "unexpected reply")),
+                _ => return Err(Close::unexpected()),
             };
             Ok(vec![Packet::PubComp(Ack {
                 packet_id,

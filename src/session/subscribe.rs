@@ -4,7 +4,7 @@
 
 use raftmq_raft::{Op, QoS, Reply, SubResult, SubscribeRequest};
 
-use super::{Close, Session, Step};
+use super::{propose, Close, Session, Step};
 use crate::codec::{reason, Packet, Protocol, SubAck, Subscribe, UnsubAck, Unsubscribe};
 
 impl Session {
@@ -35,14 +35,10 @@ impl Session {
         let packet_id = s.packet_id;
         let v4 = self.protocol == Protocol::V4;
         Ok(Step::Wait(Box::pin(async move {
-            let reply = cluster
-                .propose(op)
-                .await
-                .map_err(|e| Close::from_cluster(&e))?;
+            let reply = propose(&cluster, op).await?;
             let results = match reply {
                 Reply::Subscribed(r) => r,
-                Reply::NotOwner => return Err(Close::taken_over()),
-                _ => return Err(Close::error(reason::UNSPECIFIED_ERROR, "unexpected reply")),
+                _ => return Err(Close::unexpected()),
             };
             let codes = results
                 .iter()
@@ -76,14 +72,10 @@ impl Session {
         let v5 = self.protocol == Protocol::V5;
         let packet_id = u.packet_id;
         Step::Wait(Box::pin(async move {
-            let reply = cluster
-                .propose(op)
-                .await
-                .map_err(|e| Close::from_cluster(&e))?;
+            let reply = propose(&cluster, op).await?;
             let existed = match reply {
                 Reply::Unsubscribed(e) => e,
-                Reply::NotOwner => return Err(Close::taken_over()),
-                _ => return Err(Close::error(reason::UNSPECIFIED_ERROR, "unexpected reply")),
+                _ => return Err(Close::unexpected()),
             };
             let codes = if v5 {
                 existed
