@@ -147,7 +147,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // The Raft listener starts before initializing, so the first election can reach us.
     if let Some(auth) = auth {
-        let addr = validate_addr(&config.raft.raft_listen, "raft.raft_listen")?;
+        let addr = config.raft_listen()?;
         let listener = bind(addr, "raft.raft_listen").await?;
         info!(addr = %listener.local_addr().unwrap_or(addr), "Raft listening");
         let mut stop = shutdown_rx.clone();
@@ -257,12 +257,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     raft.shutdown().await.ok();
     info!("stopped");
     Ok(())
-}
-
-fn validate_addr(value: &str, key: &str) -> anyhow::Result<SocketAddr> {
-    value
-        .parse()
-        .with_context(|| format!("{key}: {value:?} is not an IP:port address"))
 }
 
 async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {

@@ -277,6 +277,10 @@ impl Config {
         validate::addr("mqtt.listen", &self.mqtt.listen)
     }
 
+    pub fn raft_listen(&self) -> Result<SocketAddr, ConfigError> {
+        validate::addr("raft.raft_listen", &self.raft.raft_listen)
+    }
+
     /// The MQTT address clients should be sent to.
     pub fn advertise_mqtt(&self) -> String {
         if self.mqtt.advertise.is_empty() {
