@@ -21,7 +21,26 @@ use std::time::{Duration, Instant};
 /// How long a broker may take to become the active leader.
 pub const READY: Duration = Duration::from_secs(30);
 
-type Lines = Arc<(Mutex<Vec<String>>, Condvar)>;
+pub type Lines = Arc<(Mutex<Vec<String>>, Condvar)>;
+
+/// Collect a child's stdout and stderr lines as they come, for `wait_line`-style waits.
+pub fn capture_lines(child: &mut Child) -> Lines {
+    let lines: Lines = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+    for stream in [
+        Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().expect("stderr")),
+    ] {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let (store, cv) = &*lines;
+                store.lock().unwrap().push(line);
+                cv.notify_all();
+            }
+        });
+    }
+    lines
+}
 
 pub struct Broker {
     child: Option<Child>,
@@ -239,20 +258,7 @@ fn spawn(
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().expect("spawn raftmq");
-    let lines: Lines = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
-    for stream in [
-        Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().expect("stderr")),
-    ] {
-        let lines = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                let (store, cv) = &*lines;
-                store.lock().unwrap().push(line);
-                cv.notify_all();
-            }
-        });
-    }
+    let lines = capture_lines(&mut child);
     let listening = wait_line(&lines, "MQTT listening", READY).unwrap_or_else(|| {
         let _ = child.kill();
         panic!(

@@ -3,12 +3,11 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-type Lines = Arc<(Mutex<Vec<String>>, Condvar)>;
+use super::Lines;
 
 /// A running `mosquitto_sub`; killed when dropped.
 pub struct Sub {
@@ -26,20 +25,7 @@ impl Sub {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn mosquitto_sub");
-        let lines: Lines = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
-        for stream in [
-            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().expect("stderr")),
-        ] {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let (store, cv) = &*lines;
-                    store.lock().unwrap().push(line);
-                    cv.notify_all();
-                }
-            });
-        }
+        let lines = super::capture_lines(&mut child);
         Sub { child, lines }
     }
 
