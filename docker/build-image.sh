@@ -8,7 +8,7 @@ tag=${1:-raftmq:latest}
 cd "$(dirname "$0")/.."
 
 # Static (crt-static glibc) build in its own target dir, so the usual target/ is untouched.
-RUSTFLAGS='-C target-feature=+crt-static' cargo build --release \
+RUSTFLAGS='-C target-feature=+crt-static' cargo build --release -p raftmq --bin raftmq \
     --target x86_64-unknown-linux-gnu --target-dir target/static
 
 # The release profile keeps debug info (Cargo.toml); the image gets a copy without it

@@ -22,6 +22,8 @@
 //!   503 with the reason and the leader otherwise. Open: a load balancer's health check.
 //! - `GET /metrics`: Prometheus text format. Open.
 //! - `GET /cluster/status`: `crate::cluster::ClusterStatus`. Token.
+//! - `GET /cluster/digest`: SHA-256 of this node's replicated state and the applied index it
+//!   reflects; equal indexes must give equal digests on every member. Token.
 //! - `POST /cluster/learners` `{"id": 4, "raft_addr": "h:7946", "mqtt_addr": "h:1883",
 //!   "admin_addr": "h:8081"}`: add a learner and wait until it caught up with the log
 //!   (504 if it has not within the timeout; it stays a learner and goes on catching up). Token.
@@ -166,6 +168,7 @@ fn router(state: AppState) -> axum::Router {
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::metrics::metrics))
         .route("/cluster/status", get(routes::status::status))
+        .route("/cluster/digest", get(routes::digest::digest))
         .route("/cluster/learners", post(routes::membership::add_learner))
         .route("/cluster/voters", post(routes::membership::change_voters))
         .route(
