@@ -1,9 +1,17 @@
 //! Side-by-side benchmark: raftmq and Mosquitto (Debian's package), started by this program
 //! on loopback in the same run, driven by the same load generator (raw MQTT 3.1.1 over TCP,
-//! using raftmq's codec). Prints each figure and the ratio.
+//! using raftmq's codec). Prints each figure and the ratio: QoS 1 throughput and PUBACK
+//! latency, end-to-end latency at a fixed rate, QoS 0 fan-in and fan-out, connect rate, RSS
+//! per idle connection, and raftmq's replicated QoS 1 on a local 3-node cluster.
 //!
-//! `cargo bench --bench broker` (add `-- --quick` for a shorter run).
+//! `cargo bench --bench broker` (add `-- --quick` for a shorter run, `-- --idle N` for the
+//! number of idle connections; default 19000, under the 20,000 open files a process may
+//! have here). See BENCHMARKS.md.
 
+#[path = "load/clients.rs"]
+mod clients;
+#[path = "../tests/common/mod.rs"]
+mod common;
 mod load;
 
 use std::io::{BufRead, BufReader, Write};
@@ -174,6 +182,10 @@ async fn qos0(port: u16, pubs: usize, subs: usize, per_pub: usize) -> f64 {
 }
 
 struct Figures {
+    e2e_p50: f64,
+    e2e_p99: f64,
+    connects: f64,
+    idle_bytes: f64,
     q1_wide_rate: f64,
     q1_wide_p50: f64,
     q1_wide_p99: f64,
@@ -186,7 +198,7 @@ struct Figures {
     fan_out: f64,
 }
 
-async fn measure(s: &Server, quick: bool) -> Figures {
+async fn measure(s: &Server, quick: bool, idle: usize) -> Figures {
     let n = if quick { 20_000 } else { 100_000 };
     eprintln!("[{}] QoS 1 throughput, {n} messages, window 100", s.name);
     let q1 = qos1(s.port, n, 100, None).await;
@@ -199,7 +211,25 @@ async fn measure(s: &Server, quick: bool) -> Figures {
     let fan_in = qos0(s.port, 4, 1, n / 4).await;
     eprintln!("[{}] QoS 0 fan-out 1 -> 4", s.name);
     let fan_out = qos0(s.port, 1, 4, n / 4).await;
+    eprintln!("[{}] end to end, QoS 1 at 2000 msg/s for {secs} s", s.name);
+    let e2e = clients::end_to_end(s.port, 2000, 2000 * secs).await;
+    let total = if quick { 2_000 } else { 10_000 };
+    eprintln!(
+        "[{}] connect rate, {total} connections, 50 at a time",
+        s.name
+    );
+    let connects = clients::connect_rate(s.port, total, 50).await;
+    eprintln!("[{}] RSS of {idle} idle connections", s.name);
+    let (pid, port) = (s.child.id(), s.port);
+    let idle_bytes =
+        tokio::task::spawn_blocking(move || clients::idle_rss_per_connection(pid, port, idle, 2))
+            .await
+            .expect("idle measurement");
     Figures {
+        e2e_p50: e2e.p50_ms,
+        e2e_p99: e2e.p99_ms,
+        connects,
+        idle_bytes,
         q1_wide_rate: wide.rate,
         q1_wide_p50: wide.p50_ms,
         q1_wide_p99: wide.p99_ms,
@@ -213,17 +243,40 @@ async fn measure(s: &Server, quick: bool) -> Figures {
     }
 }
 
+/// raftmq's replicated QoS 1 on a local 3-node cluster: (window 100, window 1000).
+async fn replicated(n: usize) -> (load::Qos1Result, load::Qos1Result) {
+    let cluster = common::cluster::Cluster::builder("bench-broker-3").start();
+    let leader = cluster.leader().await;
+    let port = cluster.mqtt_port(leader);
+    eprintln!("[raftmq x3] QoS 1 throughput, {n} messages, window 100");
+    let narrow = qos1(port, n, 100, None).await;
+    eprintln!("[raftmq x3] QoS 1 throughput, {n} messages, window 1000");
+    let wide = qos1(port, n, 1000, None).await;
+    (narrow, wide)
+}
+
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(clients::IDLE_CHILD) {
+        clients::idle_child(&args[2..]);
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let idle = args
+        .iter()
+        .position(|a| a == "--idle")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(19_000);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
     let raftmq = start_raftmq();
-    let ours = rt.block_on(measure(&raftmq, quick));
+    let ours = rt.block_on(measure(&raftmq, quick, idle));
     drop(raftmq);
-    let theirs = start_mosquitto().map(|m| rt.block_on(measure(&m, quick)));
+    let theirs = start_mosquitto().map(|m| rt.block_on(measure(&m, quick, idle)));
+    let (r3, r3_wide) = rt.block_on(replicated(if quick { 20_000 } else { 100_000 }));
     if theirs.is_none() {
         eprintln!("mosquitto not found (apt-get install mosquitto): raftmq figures only");
     }
@@ -294,5 +347,57 @@ fn main() {
         ours.fan_out,
         t.map(|f| f.fan_out),
         "msg/s",
+    );
+    row(
+        "end to end, QoS 1 at 2k msg/s, p50",
+        ours.e2e_p50,
+        t.map(|f| f.e2e_p50),
+        "ms",
+    );
+    row(
+        "end to end, QoS 1 at 2k msg/s, p99",
+        ours.e2e_p99,
+        t.map(|f| f.e2e_p99),
+        "ms",
+    );
+    row(
+        "connect rate (CONNECT + CONNACK)",
+        ours.connects,
+        t.map(|f| f.connects),
+        "conn/s",
+    );
+    row(
+        &format!("RSS per idle connection ({idle} connections)"),
+        ours.idle_bytes,
+        t.map(|f| f.idle_bytes),
+        "B",
+    );
+    row(
+        "QoS 1 throughput, 3 nodes replicated, window 100",
+        r3.rate,
+        t.map(|f| f.q1_rate),
+        "msg/s",
+    );
+    row(
+        "QoS 1 PUBACK p50 / p99, 3 nodes, window 100",
+        r3.p50_ms,
+        t.map(|f| f.q1_p50),
+        "ms",
+    );
+    println!(
+        "|   (p99) | {:.1} ms | {} | |",
+        r3.p99_ms,
+        t.map_or("-".to_owned(), |f| format!("{:.1} ms", f.q1_p99))
+    );
+    row(
+        "QoS 1 throughput, 3 nodes replicated, window 1000",
+        r3_wide.rate,
+        t.map(|f| f.q1_wide_rate),
+        "msg/s",
+    );
+    println!(
+        "(3-node rows: raftmq replicated on three local processes vs the single Mosquitto; \
+         3-node PUBACK window 1000 p50/p99: {:.1} / {:.1} ms)",
+        r3_wide.p50_ms, r3_wide.p99_ms
     );
 }

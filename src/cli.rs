@@ -31,6 +31,22 @@ pub enum Command {
     Serve(ServeArgs),
     /// Operate a running cluster through a node's admin API (status, membership changes).
     Ctl(CtlArgs),
+    /// Seed a brand-new node's data directory from a backup taken with `raftmq ctl backup`.
+    /// Restore the same file into every member of the new cluster before starting any.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The new node's data directory (created if missing; must be empty).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Replace what the data directory holds (its log, state and snapshots are deleted).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Default, Args)]
@@ -47,6 +63,13 @@ pub struct ServeArgs {
     /// MQTT over TLS listener (needs tls.cert_file and tls.key_file). Key: tls.listen.
     #[arg(long, value_name = "ADDR")]
     pub tls_listen: Option<String>,
+    /// MQTT over WebSocket listener (path /mqtt), e.g. 0.0.0.0:8080. Key: mqtt.ws_listen.
+    #[arg(long, value_name = "ADDR")]
+    pub ws_listen: Option<String>,
+    /// MQTT over WebSocket over TLS listener (needs tls.cert_file and tls.key_file).
+    /// Key: mqtt.wss_listen.
+    #[arg(long, value_name = "ADDR")]
+    pub wss_listen: Option<String>,
     /// Log format. Key: log_format. Verbosity: RUST_LOG (default info).
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -92,6 +115,12 @@ impl ServeArgs {
         }
         if let Some(v) = &self.tls_listen {
             config.tls.listen = v.clone();
+        }
+        if let Some(v) = &self.ws_listen {
+            config.mqtt.ws_listen = v.clone();
+        }
+        if let Some(v) = &self.wss_listen {
+            config.mqtt.wss_listen = v.clone();
         }
         if let Some(v) = self.log_format {
             config.log_format = v;

@@ -15,6 +15,8 @@
 //! - `tls`: rustls server configuration.
 //! - `sys`: `$SYS/broker/...` topics.
 //! - `metrics`: broker-wide counters.
+//! - `latency`: lock-free latency histograms (fsync, commit, PUBACK).
+//! - `exporter`: the Prometheus exposition of metrics, state totals and Raft.
 //! - `clock`: wall-clock milliseconds for the edges.
 //! - `vip`: the virtual IP the active node holds (netlink + gratuitous ARP, or hook commands).
 
@@ -27,6 +29,8 @@ pub mod codec;
 pub mod config;
 pub mod conn;
 pub mod ctl;
+pub mod exporter;
+pub mod latency;
 pub mod metrics;
 pub mod router;
 pub mod session;

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Parser;
 use openraft::{Raft, SnapshotPolicy};
 use raftmq::broker::Broker;
-use raftmq::cli::{Cli, Command};
+use raftmq::cli::{Cli, Command, RestoreArgs};
 use raftmq::cluster::{Cluster, ClusterOptions, SingleNodeNetwork};
 use raftmq::config::{Config, LogFormat};
 use raftmq::metrics::Metrics;
@@ -27,6 +27,7 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
         Some(Command::Ctl(args)) => return raftmq::ctl::run(args),
+        Some(Command::Restore(args)) => return restore(&args),
         None => cli.serve,
     };
     let config = match args.load() {
@@ -56,6 +57,39 @@ fn main() -> ExitCode {
     }
 }
 
+/// `raftmq restore FILE --data-dir DIR`: exit 0 restored, 1 refused (the reason printed).
+fn restore(args: &RestoreArgs) -> ExitCode {
+    let run = || -> anyhow::Result<String> {
+        let bytes = std::fs::read(&args.file)
+            .with_context(|| format!("cannot read {}", args.file.display()))?;
+        let backup = raftmq_raft::Backup::decode(&bytes)
+            .with_context(|| format!("{}", args.file.display()))?;
+        let stats = raftmq_storage::restore(&args.data_dir, &backup, args.force)?;
+        Ok(format!(
+            "restored {} (applied index {} of its cluster) into {}: {} sessions, {} \
+             subscriptions, {} retained messages, {} queued and {} in-flight messages\n",
+            args.file.display(),
+            backup.applied_index,
+            args.data_dir.display(),
+            stats.sessions,
+            stats.subscriptions,
+            stats.retained,
+            stats.queued_messages,
+            stats.inflight_messages,
+        ))
+    };
+    match run() {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("raftmq restore: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,sled=warn"));
@@ -74,9 +108,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let node_id = NodeId(config.node_id);
     let mqtt_addr = config.mqtt_listen()?;
     let tls_addr = config.tls_listen()?;
-    let acceptor = match tls_addr {
-        Some(_) => Some(tls::acceptor(&config.tls)?),
-        None => None,
+    let ws_addr = config.ws_listen()?;
+    let wss_addr = config.wss_listen()?;
+    let acceptor = if tls_addr.is_some() || wss_addr.is_some() {
+        Some(tls::acceptor(&config.tls)?)
+    } else {
+        None
     };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
@@ -92,6 +129,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
     let state = store.state.clone();
     let fresh = store.is_fresh();
+    let restored = store.is_restored();
+    let fsyncs = metrics.clone();
+    store
+        .log
+        .stats()
+        .observe_fsyncs(Box::new(move |took| fsyncs.fsync_latency.observe(took)));
 
     let r = &config.raft;
     let raft_config = openraft::Config {
@@ -184,6 +227,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             Err(e) => info!(detail = %e, "not initializing: already part of a cluster"),
         }
     }
+    if restored {
+        tokio::spawn(seal_restored(raft.clone()));
+    }
     let cluster = Cluster::start(
         raft.clone(),
         state,
@@ -194,6 +240,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             max_inflight_batches: r.max_inflight_batches,
             tick: Duration::from_millis(r.tick_ms),
             lease: Duration::from_millis(r.lease_ms),
+            metrics: metrics.clone(),
         },
     );
     // From here on the VIP follows the active flag: added when this node serves, removed
@@ -227,10 +274,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let mqtt = bind(mqtt_addr, "mqtt.listen").await?;
     info!(addr = %mqtt.local_addr().unwrap_or(mqtt_addr), "MQTT listening");
     tokio::spawn(conn::serve_tcp(mqtt, broker.clone()));
-    if let (Some(addr), Some(acceptor)) = (tls_addr, acceptor) {
+    if let (Some(addr), Some(acceptor)) = (tls_addr, acceptor.clone()) {
         let listener = bind(addr, "tls.listen").await?;
         info!(addr = %listener.local_addr().unwrap_or(addr), "MQTT over TLS listening");
         tokio::spawn(conn::serve_tls(listener, acceptor, broker.clone()));
+    }
+    if let Some(addr) = ws_addr {
+        let listener = bind(addr, "mqtt.ws_listen").await?;
+        let addr = listener.local_addr().unwrap_or(addr);
+        info!(%addr, path = conn::WS_PATH, "MQTT over WebSocket listening");
+        tokio::spawn(conn::serve_ws(listener, None, broker.clone()));
+    }
+    if let (Some(addr), Some(acceptor)) = (wss_addr, acceptor) {
+        let listener = bind(addr, "mqtt.wss_listen").await?;
+        let addr = listener.local_addr().unwrap_or(addr);
+        info!(%addr, path = conn::WS_PATH, "MQTT over WebSocket over TLS listening");
+        tokio::spawn(conn::serve_ws(listener, Some(acceptor), broker.clone()));
     }
     if config.sys.interval_secs > 0 {
         tokio::spawn(sys::run(
@@ -257,6 +316,31 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     raft.shutdown().await.ok();
     info!("stopped");
     Ok(())
+}
+
+/// A node seeded by `raftmq restore` holds the backup's state beneath its log. Once the
+/// first entry (the membership) is applied, fold everything into a snapshot and purge the
+/// log up to it, so that a member added later (empty, with `--join`) receives that snapshot
+/// instead of replaying the log onto an empty state.
+async fn seal_restored(raft: Raft<raftmq_raft::TypeConfig>) {
+    let mut metrics = raft.metrics();
+    let applied = match metrics.wait_for(|m| m.last_applied.is_some()).await {
+        Ok(m) => m.last_applied,
+        Err(_) => return,
+    };
+    let Some(applied) = applied else {
+        return;
+    };
+    if raft.trigger().snapshot().await.is_err() {
+        return;
+    }
+    let built = metrics
+        .wait_for(|m| m.snapshot.is_some_and(|s| s.index >= applied.index))
+        .await
+        .is_ok();
+    if built && raft.trigger().purge_log(applied.index).await.is_ok() {
+        info!(index = applied.index, "restored state saved as a snapshot");
+    }
 }
 
 async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {

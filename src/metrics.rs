@@ -1,19 +1,38 @@
-//! Broker-wide counters, lock-free. `$SYS` reads them; the Prometheus exporter will too.
+//! Broker-wide counters, lock-free. `$SYS` (`crate::sys`) and the Prometheus exporter
+//! (`crate::exporter`) both read them, so the two never disagree.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::latency::LatencyHistogram;
+
+/// One counter per MQTT QoS level, indexed by the level (0, 1, 2).
+pub type PerQos = [AtomicU64; 3];
 
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub clients_connected: AtomicU64,
     pub clients_maximum: AtomicU64,
     pub connections_total: AtomicU64,
-    pub messages_received: AtomicU64,
-    pub messages_sent: AtomicU64,
-    pub bytes_received: AtomicU64,
-    pub bytes_sent: AtomicU64,
+    /// PUBLISH packets received from clients, by QoS.
+    pub messages_received: PerQos,
+    /// Messages delivered to clients, by the QoS they were delivered with.
+    pub messages_sent: PerQos,
+    /// Payload bytes of `messages_received`, by QoS.
+    pub bytes_received: PerQos,
+    /// Payload bytes of `messages_sent`, by QoS.
+    pub bytes_sent: PerQos,
     pub publish_dropped: AtomicU64,
-    pub connects_refused: AtomicU64,
-    pub protocol_errors: AtomicU64,
+    /// CONNECTs refused, by the CONNACK reason code sent (or that would have been sent to a
+    /// 3.1.1 client that has no code for it).
+    pub connects_refused: ReasonCounts,
+    /// Connections that ended after CONNACK, by `DisconnectReason` (the index).
+    pub disconnects: [AtomicU64; DisconnectReason::ALL.len()],
+    /// WAL `fdatasync` calls (wired to the storage flusher by main.rs).
+    pub fsync_latency: LatencyHistogram,
+    /// A batch of proposals handed to Raft until it is committed and applied.
+    pub commit_latency: LatencyHistogram,
+    /// A QoS 1 PUBLISH read until its PUBACK is ready to write (the commit dominates).
+    pub puback_latency: LatencyHistogram,
 }
 
 impl Metrics {
@@ -25,13 +44,90 @@ impl Metrics {
         counter.load(Ordering::Relaxed)
     }
 
+    /// The sum of a per-QoS counter.
+    pub fn total(counters: &PerQos) -> u64 {
+        counters.iter().map(Metrics::get).sum()
+    }
+
     pub fn client_connected(&self) {
         let now = self.clients_connected.fetch_add(1, Ordering::Relaxed) + 1;
         self.clients_maximum.fetch_max(now, Ordering::Relaxed);
         self.connections_total.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn client_disconnected(&self) {
+    pub fn client_disconnected(&self, reason: DisconnectReason) {
         self.clients_connected.fetch_sub(1, Ordering::Relaxed);
+        self.disconnects[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Counters indexed by an MQTT reason code (one byte).
+#[derive(Debug)]
+pub struct ReasonCounts([AtomicU64; 256]);
+
+impl Default for ReasonCounts {
+    fn default() -> ReasonCounts {
+        ReasonCounts(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl ReasonCounts {
+    pub fn add(&self, code: u8) {
+        self.0[usize::from(code)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (code, count) of every code counted at least once, in code order.
+    pub fn counted(&self) -> impl Iterator<Item = (u8, u64)> + '_ {
+        (0..=u8::MAX)
+            .zip(&self.0)
+            .map(|(code, n)| (code, n.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counted().map(|(_, n)| n).sum()
+    }
+}
+
+/// Why a connection ended, in a few classes an operator acts on differently (the exact
+/// detail is in the log line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// The client sent DISCONNECT.
+    Client,
+    /// The socket closed or failed without a DISCONNECT.
+    ConnectionLost,
+    KeepaliveTimeout,
+    /// A new connection with the same client id took the session over.
+    TakenOver,
+    /// The client broke the protocol or a limit (the 5.0 reason code tells which).
+    ProtocolError,
+    /// This node stopped serving (lost leadership or its lease, or a proposal failed).
+    NotServing,
+    Shutdown,
+}
+
+impl DisconnectReason {
+    pub const ALL: [DisconnectReason; 7] = [
+        DisconnectReason::Client,
+        DisconnectReason::ConnectionLost,
+        DisconnectReason::KeepaliveTimeout,
+        DisconnectReason::TakenOver,
+        DisconnectReason::ProtocolError,
+        DisconnectReason::NotServing,
+        DisconnectReason::Shutdown,
+    ];
+
+    /// The metric label and log field value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisconnectReason::Client => "client_disconnect",
+            DisconnectReason::ConnectionLost => "connection_lost",
+            DisconnectReason::KeepaliveTimeout => "keepalive_timeout",
+            DisconnectReason::TakenOver => "taken_over",
+            DisconnectReason::ProtocolError => "protocol_error",
+            DisconnectReason::NotServing => "not_serving",
+            DisconnectReason::Shutdown => "shutdown",
+        }
     }
 }

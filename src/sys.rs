@@ -1,6 +1,9 @@
-//! `$SYS/broker/...` topics with Mosquitto's names. They describe this node, so they are
-//! kept here and not replicated: every `interval` the values are refreshed, sent as QoS 0
-//! to current subscribers, and kept as this node's retained `$SYS` messages for new ones.
+//! `$SYS/broker/...` topics with Mosquitto's names, plus raftmq's own (per QoS, per
+//! disconnect reason, queued bytes, subscription memory, cluster term and leader). They
+//! read the same counters and totals as `/metrics` (`crate::exporter`), so the two agree.
+//! They describe this node, so they are kept here and not replicated: every `interval` the
+//! values are refreshed, sent as QoS 0 to current subscribers, and kept as this node's
+//! retained `$SYS` messages for new ones.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +15,7 @@ use raftmq_raft::{Message, QoS};
 
 use crate::broker::Broker;
 use crate::codec::Publish;
-use crate::metrics::Metrics;
+use crate::metrics::{DisconnectReason, Metrics};
 
 pub struct Sys {
     started: Instant,
@@ -53,20 +56,17 @@ impl Sys {
         let m = &broker.metrics;
         let stats = broker.cluster.state().read().stats();
         let uptime = self.started.elapsed().as_secs();
-        vec![
+        let connected = Metrics::get(&m.clients_connected);
+        let received = Metrics::total(&m.messages_received);
+        let sent = Metrics::total(&m.messages_sent);
+        let mut values: Vec<(String, String)> = vec![
             (
                 "version".into(),
                 format!("raftmq version {}", env!("CARGO_PKG_VERSION")),
             ),
             ("uptime".into(), format!("{uptime} seconds")),
-            (
-                "clients/connected".into(),
-                Metrics::get(&m.clients_connected).to_string(),
-            ),
-            (
-                "clients/active".into(),
-                Metrics::get(&m.clients_connected).to_string(),
-            ),
+            ("clients/connected".into(), connected.to_string()),
+            ("clients/active".into(), connected.to_string()),
             (
                 "clients/maximum".into(),
                 Metrics::get(&m.clients_maximum).to_string(),
@@ -80,13 +80,13 @@ impl Sys {
                     .to_string(),
             ),
             (
-                "messages/received".into(),
-                Metrics::get(&m.messages_received).to_string(),
+                "clients/refused".into(),
+                m.connects_refused.total().to_string(),
             ),
-            (
-                "messages/sent".into(),
-                Metrics::get(&m.messages_sent).to_string(),
-            ),
+            ("messages/received".into(), received.to_string()),
+            ("messages/sent".into(), sent.to_string()),
+            ("publish/messages/received".into(), received.to_string()),
+            ("publish/messages/sent".into(), sent.to_string()),
             ("messages/stored".into(), stats.stored_messages.to_string()),
             (
                 "messages/inflight".into(),
@@ -103,23 +103,68 @@ impl Sys {
                     .to_string(),
             ),
             (
+                "publish/bytes/received".into(),
+                Metrics::total(&m.bytes_received).to_string(),
+            ),
+            (
+                "publish/bytes/sent".into(),
+                Metrics::total(&m.bytes_sent).to_string(),
+            ),
+            (
                 "load/bytes/received".into(),
-                Metrics::get(&m.bytes_received).to_string(),
+                Metrics::total(&m.bytes_received).to_string(),
             ),
             (
                 "load/bytes/sent".into(),
-                Metrics::get(&m.bytes_sent).to_string(),
+                Metrics::total(&m.bytes_sent).to_string(),
             ),
             (
                 "subscriptions/count".into(),
                 stats.subscriptions.to_string(),
+            ),
+            (
+                "subscriptions/memory/bytes".into(),
+                stats.subscription_bytes.to_string(),
             ),
             ("retained messages/count".into(), stats.retained.to_string()),
             (
                 "store/messages/count".into(),
                 stats.queued_messages.to_string(),
             ),
-        ]
+            (
+                "store/messages/bytes".into(),
+                stats.queued_bytes.to_string(),
+            ),
+        ];
+        // The per-QoS and per-reason counts `/metrics` labels, as raftmq's own topics.
+        for (qos, (r, s)) in m.messages_received.iter().zip(&m.messages_sent).enumerate() {
+            values.push((
+                format!("publish/messages/received/qos{qos}"),
+                Metrics::get(r).to_string(),
+            ));
+            values.push((
+                format!("publish/messages/sent/qos{qos}"),
+                Metrics::get(s).to_string(),
+            ));
+        }
+        for (reason, n) in DisconnectReason::ALL.iter().zip(&m.disconnects) {
+            values.push((
+                format!("clients/disconnects/{}", reason.as_str()),
+                Metrics::get(n).to_string(),
+            ));
+        }
+        let raft = broker.cluster.raft().metrics().borrow().clone();
+        values.push(("cluster/node".into(), broker.cluster.node_id().to_string()));
+        values.push(("cluster/term".into(), raft.current_term.to_string()));
+        values.push((
+            "cluster/leader".into(),
+            raft.current_leader.map_or(0, |l| l.0).to_string(),
+        ));
+        values.push((
+            "cluster/active".into(),
+            u8::from(broker.cluster.is_active()).to_string(),
+        ));
+        values
     }
 
     /// Refresh the values and send them to current subscribers (active node only).

@@ -36,11 +36,11 @@ async fn health_readiness_and_metrics_are_open() {
     let r = admin.call(Method::GET, "/metrics", None, None).await;
     assert_eq!(r.status, 200);
     let kind = r.headers["content-type"].to_str().unwrap();
-    assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
+    assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
     for line in [
         "raftmq_raft_is_leader 1",
         "raftmq_active 1",
-        "raftmq_raft_voters 1",
+        "raftmq_cluster_voters 1",
     ] {
         assert!(
             r.text.lines().any(|l| l == line),

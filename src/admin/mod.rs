@@ -20,7 +20,15 @@
 //! - `GET /healthz`: 200 while the process runs. Open.
 //! - `GET /readyz`: 200 only on the active node (leader holding its lease, serving MQTT);
 //!   503 with the reason and the leader otherwise. Open: a load balancer's health check.
-//! - `GET /metrics`: Prometheus text format. Open.
+//! - `GET /metrics`: Prometheus metrics, OpenMetrics text (`crate::exporter`). Open.
+//! - `GET /`: the status page, one self-contained HTML file that polls the two routes
+//!   below. Open.
+//! - `GET /status/summary`: what the status page shows: roles, leader, lease, lag per
+//!   member, leader changes, connection and session counts. Open: it holds nothing
+//!   `/metrics` does not already expose (node ids and counts; no addresses, client ids or
+//!   topics), so the page needs no token.
+//! - `GET /status/series`: message rates and connections over the last minutes
+//!   (`series`). Open.
 //! - `GET /cluster/status`: `crate::cluster::ClusterStatus`. Token.
 //! - `GET /cluster/digest`: SHA-256 of this node's replicated state and the applied index it
 //!   reflects; equal indexes must give equal digests on every member. Token.
@@ -37,6 +45,10 @@
 //!   `force=true` skips both checks; the Raft operation is the same. Removing the leader
 //!   itself is allowed: it steps down once the change commits. Token.
 //!
+//! - `GET /cluster/backup`: a consistent backup of the replicated state (sessions, queues,
+//!   retained messages; no membership) as `application/octet-stream` in the format of
+//!   `raftmq_raft::backup`. Leader only: 421 with the leader hint elsewhere. Token.
+//!
 //! Writes take `?timeout_secs=N` (default 60, at most 600); a change that does not finish in
 //! time is 504 and may still complete. Writes are answered only by the leader: elsewhere
 //! they get **421 Misdirected Request** with the leader hint (not a redirect: a client would
@@ -52,6 +64,7 @@ mod auth;
 mod error;
 mod extract;
 mod routes;
+mod series;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -63,6 +76,7 @@ use tracing::{info, warn};
 
 use crate::cluster::{Cluster, ClusterStatus, MqttStatus, StatusTracker};
 use crate::config::Config;
+use crate::exporter::{Exporter, Sources};
 use crate::metrics::Metrics;
 use crate::vip::VipHandle;
 
@@ -105,6 +119,8 @@ struct Shared {
     lease: Duration,
     tracker: StatusTracker,
     vip: VipHandle,
+    exporter: Exporter,
+    series: series::Series,
 }
 
 type AppState = Arc<Shared>;
@@ -146,14 +162,25 @@ pub async fn serve(
     if ctx.token.is_empty() {
         warn!("admin.token is empty: /cluster/* answers 503 until a token is configured");
     }
+    let tracker = StatusTracker::spawn(&ctx.cluster);
+    let exporter = Exporter::new(Sources {
+        metrics: ctx.metrics.clone(),
+        cluster: ctx.cluster.clone(),
+        tracker: tracker.clone(),
+        vip: ctx.vip.clone(),
+        lease: ctx.lease,
+    });
     let state = Arc::new(Shared {
-        tracker: StatusTracker::spawn(&ctx.cluster),
+        tracker,
+        exporter,
+        series: series::Series::default(),
         token: auth::AdminToken::new(&ctx.token),
         cluster: ctx.cluster,
         metrics: ctx.metrics,
         lease: ctx.lease,
         vip: ctx.vip,
     });
+    tokio::spawn(series::sample(Arc::downgrade(&state)));
     if let Err(e) = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
@@ -167,8 +194,12 @@ fn router(state: AppState) -> axum::Router {
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::metrics::metrics))
+        .route("/", get(routes::page::page))
+        .route("/status/summary", get(routes::page::summary))
+        .route("/status/series", get(routes::page::series))
         .route("/cluster/status", get(routes::status::status))
         .route("/cluster/digest", get(routes::digest::digest))
+        .route("/cluster/backup", get(routes::backup::backup))
         .route("/cluster/learners", post(routes::membership::add_learner))
         .route("/cluster/voters", post(routes::membership::change_voters))
         .route(

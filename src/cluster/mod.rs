@@ -15,11 +15,14 @@ mod proposer;
 mod status;
 mod ticker;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::Raft;
 use raftmq_raft::{Member, NodeId, Op, Reply, SharedState, TypeConfig};
 use thiserror::Error;
+
+use crate::metrics::Metrics;
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use network::SingleNodeNetwork;
@@ -51,6 +54,8 @@ pub struct ClusterOptions {
     pub tick: Duration,
     /// How recently a quorum must have acknowledged this leader for it to serve.
     pub lease: Duration,
+    /// Where the proposer records commit latency.
+    pub metrics: Arc<Metrics>,
 }
 
 struct Proposal {

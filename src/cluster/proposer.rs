@@ -1,9 +1,11 @@
 //! Group commit at the Raft level: ops that arrive while earlier batches are in flight are
 //! gathered into one `Command` (one entry, one append, one fsync). Batches are handed to
 //! openraft in order with `client_write_ff`, so log order equals proposal order; up to
-//! `max_inflight_batches` wait for commit at once.
+//! `max_inflight_batches` wait for commit at once. Each batch's time from hand-over to commit
+//! goes to `Metrics::commit_latency`.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use openraft::error::ClientWriteError;
 use openraft::Raft;
@@ -40,6 +42,7 @@ pub(super) async fn run(
                 Err(_) => break,
             }
         }
+        let handed_over = Instant::now();
         let cmd = Command {
             now_ms: crate::clock::now_ms(),
             ops,
@@ -55,6 +58,7 @@ pub(super) async fn run(
             }
         };
         let timeout = opts.proposal_timeout;
+        let metrics = opts.metrics.clone();
         tokio::spawn(async move {
             let outcome = match tokio::time::timeout(timeout, pending).await {
                 Err(_) => Err(ClusterError::Timeout(timeout)),
@@ -63,7 +67,10 @@ pub(super) async fn run(
                     leader: f.leader_id,
                 }),
                 Ok(Ok(Err(e))) => Err(ClusterError::Internal(e.to_string())),
-                Ok(Ok(Ok(resp))) => Ok(resp.data.replies),
+                Ok(Ok(Ok(resp))) => {
+                    metrics.commit_latency.observe(handed_over.elapsed());
+                    Ok(resp.data.replies)
+                }
             };
             match outcome {
                 Ok(list) if list.len() == replies.len() => {

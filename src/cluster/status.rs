@@ -12,7 +12,7 @@
 //!   the leader and looks healthy; the housekeeping tick appends an entry every
 //!   `raft.tick_ms`, so that lasts at most a tick plus `STALLED_AFTER`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +27,9 @@ use super::Cluster;
 /// A follower behind the leader's log that made no progress for this long is reported as
 /// not replicating (unreachable, stopped or stuck).
 pub const STALLED_AFTER: Duration = Duration::from_secs(3);
+
+/// Leader changes remembered for the status page.
+pub const RECENT_LEADER_CHANGES: usize = 10;
 
 type Metrics = RaftMetrics<NodeId, Member>;
 
@@ -51,6 +54,13 @@ pub struct ClusterStatus {
     pub joint: bool,
     pub members: Vec<MemberStatus>,
     pub last_leader_change: Option<LeaderChange>,
+    /// Leader changes this node has seen since it started, the first leader it learned of
+    /// included.
+    #[serde(default)]
+    pub leader_changes: u64,
+    /// The latest leader changes (at most `RECENT_LEADER_CHANGES`), oldest first.
+    #[serde(default)]
+    pub recent_leader_changes: Vec<LeaderChange>,
     /// The node holding the virtual IP, as far as this node knows; `None` without a VIP.
     pub vip_holder: Option<NodeId>,
     pub mqtt: MqttStatus,
@@ -144,8 +154,10 @@ pub struct MqttStatus {
 /// across an `.await`.
 #[derive(Debug, Default)]
 struct Tracked {
-    /// (when, wall-clock ms, term, leader) of the last leader change seen.
-    leader_change: Option<(Instant, u64, u64, NodeId)>,
+    /// (when, wall-clock ms, term, leader) of the latest leader changes seen, oldest first.
+    leader_changes: VecDeque<(Instant, u64, u64, NodeId)>,
+    /// Every leader change seen since start.
+    leader_changes_seen: u64,
     last_quorum_ack: Option<Instant>,
     /// Per member: last matched index seen and since when it is behind without progress.
     progress: BTreeMap<NodeId, (Option<u64>, Option<Instant>)>,
@@ -155,10 +167,16 @@ impl Tracked {
     fn observe(&mut self, m: &Metrics, now: Instant, now_ms: u64) {
         if let Some(leader) = m.current_leader {
             let changed = self
-                .leader_change
-                .is_none_or(|(_, _, term, l)| term != m.current_term || l != leader);
+                .leader_changes
+                .back()
+                .is_none_or(|(_, _, term, l)| *term != m.current_term || *l != leader);
             if changed {
-                self.leader_change = Some((now, now_ms, m.current_term, leader));
+                if self.leader_changes.len() == RECENT_LEADER_CHANGES {
+                    self.leader_changes.pop_front();
+                }
+                self.leader_changes
+                    .push_back((now, now_ms, m.current_term, leader));
+                self.leader_changes_seen += 1;
             }
         }
         if m.state != ServerState::Leader {
@@ -234,6 +252,18 @@ impl StatusTracker {
     }
 }
 
+fn change(
+    &(at, at_unix_ms, term, leader): &(Instant, u64, u64, NodeId),
+    now: Instant,
+) -> LeaderChange {
+    LeaderChange {
+        at_unix_ms,
+        millis_ago: now.saturating_duration_since(at).as_millis() as u64,
+        term,
+        leader,
+    }
+}
+
 fn build(
     m: &Metrics,
     t: &Tracked,
@@ -302,20 +332,25 @@ fn build(
         membership_index: m.membership_config.log_id().map(|l| l.index),
         joint: membership.get_joint_config().len() > 1,
         members,
-        last_leader_change: t
-            .leader_change
-            .map(|(at, at_ms, term, leader)| LeaderChange {
-                at_unix_ms: at_ms,
-                millis_ago: now.saturating_duration_since(at).as_millis() as u64,
-                term,
-                leader,
-            }),
+        last_leader_change: t.leader_changes.back().map(|c| change(c, now)),
+        leader_changes: t.leader_changes_seen,
+        recent_leader_changes: t.leader_changes.iter().map(|c| change(c, now)).collect(),
         vip_holder: None,
         mqtt,
     }
 }
 
 impl ClusterStatus {
+    /// Voters and learners that replicate (the leader itself included); leader only.
+    pub fn members_alive(&self) -> Option<u64> {
+        (self.role == Role::Leader).then(|| {
+            self.members
+                .iter()
+                .filter(|m| m.replicating == Some(true))
+                .count() as u64
+        })
+    }
+
     pub fn member(&self, id: NodeId) -> Option<&MemberStatus> {
         self.members.iter().find(|m| m.id == id)
     }

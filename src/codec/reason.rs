@@ -36,3 +36,37 @@ pub const SHARED_SUBSCRIPTIONS_NOT_SUPPORTED: u8 = 0x9E;
 pub const CONNECTION_RATE_EXCEEDED: u8 = 0x9F;
 pub const SUBSCRIPTION_IDS_NOT_SUPPORTED: u8 = 0xA1;
 pub const WILDCARDS_NOT_SUPPORTED: u8 = 0xA2;
+
+/// The reason code's name in snake case, as metric labels and log fields show it; codes the
+/// broker never sends are `other`.
+pub fn name(code: u8) -> &'static str {
+    match code {
+        SUCCESS => "success",
+        UNSPECIFIED_ERROR => "unspecified_error",
+        MALFORMED_PACKET => "malformed_packet",
+        PROTOCOL_ERROR => "protocol_error",
+        IMPLEMENTATION_SPECIFIC => "implementation_specific_error",
+        UNSUPPORTED_PROTOCOL_VERSION => "unsupported_protocol_version",
+        CLIENT_ID_NOT_VALID => "client_identifier_not_valid",
+        BAD_USERNAME_OR_PASSWORD => "bad_user_name_or_password",
+        NOT_AUTHORIZED => "not_authorized",
+        SERVER_UNAVAILABLE => "server_unavailable",
+        SERVER_BUSY => "server_busy",
+        BANNED => "banned",
+        SERVER_SHUTTING_DOWN => "server_shutting_down",
+        KEEP_ALIVE_TIMEOUT => "keep_alive_timeout",
+        SESSION_TAKEN_OVER => "session_taken_over",
+        TOPIC_FILTER_INVALID => "topic_filter_invalid",
+        TOPIC_NAME_INVALID => "topic_name_invalid",
+        RECEIVE_MAXIMUM_EXCEEDED => "receive_maximum_exceeded",
+        TOPIC_ALIAS_INVALID => "topic_alias_invalid",
+        PACKET_TOO_LARGE => "packet_too_large",
+        QUOTA_EXCEEDED => "quota_exceeded",
+        PAYLOAD_FORMAT_INVALID => "payload_format_invalid",
+        RETAIN_NOT_SUPPORTED => "retain_not_supported",
+        QOS_NOT_SUPPORTED => "qos_not_supported",
+        USE_ANOTHER_SERVER => "use_another_server",
+        CONNECTION_RATE_EXCEEDED => "connection_rate_exceeded",
+        _ => "other",
+    }
+}

@@ -76,6 +76,10 @@ pub struct Config {
 pub struct MqttConfig {
     /// Plain TCP listener. Loopback by default, like Mosquitto 2 without a config file.
     pub listen: String,
+    /// MQTT over WebSocket (path `/mqtt`, subprotocol `mqtt`); empty = off.
+    pub ws_listen: String,
+    /// MQTT over WebSocket over TLS (the `tls` section's certificate); empty = off.
+    pub wss_listen: String,
     /// Address clients should use to reach this node (CONNACK server reference on followers).
     pub advertise: String,
     /// Seconds a new socket has to send its CONNECT.
@@ -187,6 +191,8 @@ impl Default for MqttConfig {
     fn default() -> MqttConfig {
         MqttConfig {
             listen: "127.0.0.1:1883".into(),
+            ws_listen: String::new(),
+            wss_listen: String::new(),
             advertise: String::new(),
             connect_timeout_secs: 10,
             max_keepalive_secs: 65535,
@@ -311,6 +317,16 @@ impl Config {
         )]))
     }
 
+    /// The WebSocket listener's address, when one is configured.
+    pub fn ws_listen(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        optional_addr("mqtt.ws_listen", &self.mqtt.ws_listen)
+    }
+
+    /// The WebSocket-over-TLS listener's address, when one is configured.
+    pub fn wss_listen(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        optional_addr("mqtt.wss_listen", &self.mqtt.wss_listen)
+    }
+
     /// The TLS listener's address, when TLS is configured.
     pub fn tls_listen(&self) -> Result<Option<SocketAddr>, ConfigError> {
         if self.tls.cert_file.is_empty() {
@@ -318,4 +334,11 @@ impl Config {
         }
         validate::addr("tls.listen", &self.tls.listen).map(Some)
     }
+}
+
+fn optional_addr(key: &str, value: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    validate::addr(key, value).map(Some)
 }

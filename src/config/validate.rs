@@ -18,6 +18,13 @@ pub fn check(c: &Config) -> Result<(), ConfigError> {
         return Err(ConfigError::invalid("data_dir", "must not be empty"));
     }
     addr("mqtt.listen", &c.mqtt.listen)?;
+    c.ws_listen()?;
+    if c.wss_listen()?.is_some() && (c.tls.cert_file.is_empty() || c.tls.key_file.is_empty()) {
+        return Err(ConfigError::invalid(
+            "mqtt.wss_listen",
+            "needs tls.cert_file and tls.key_file (WebSocket over TLS uses the tls section's certificate)",
+        ));
+    }
     if c.mqtt.connect_timeout_secs == 0 {
         return Err(ConfigError::invalid(
             "mqtt.connect_timeout_secs",

@@ -1,14 +1,20 @@
-//! Bytes in, packets out, and back. The read buffer only grows while a packet is partly
-//! read and is released when the connection goes idle, so an idle connection holds no
-//! buffers (see DESIGN: idle connection cost).
+//! Bytes in, packets out, and back. An idle connection holds no buffers (see DESIGN: idle
+//! connection cost): a read lands in a chunk on the stack of the poll that completes it and
+//! is copied into the read buffer only when bytes arrived, the read buffer is freed once
+//! every packet in it is decoded, and the write buffer is freed after each flush. Only a
+//! partly read packet keeps memory while the connection waits.
+
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::Poll;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::codec::{Codec, CodecError, Packet};
 
-/// Initial read size; a packet larger than this grows the buffer to its size.
-const READ_CHUNK: usize = 4096;
+/// Bytes taken from the socket per read.
+const READ_CHUNK: usize = 8192;
 
 pub struct Io<S> {
     stream: S,
@@ -39,20 +45,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
             .codec
             .decode(&mut self.read)
             .map_err(ReadError::Codec)?;
-        if self.read.is_empty() && self.read.capacity() > READ_CHUNK * 4 {
-            // Give back a buffer a large packet grew.
+        if self.read.is_empty() && self.read.capacity() > 0 {
+            // Nothing left to decode: the connection may now sit idle for hours.
             self.read = BytesMut::new();
         }
         Ok(packet)
     }
 
-    /// Read more bytes. Cancel-safe (`read_buf` either reads or not), so it can sit in a
-    /// `select!`.
+    /// Read more bytes. Cancel-safe (a poll either reads or not, and keeps nothing between
+    /// polls), so it can sit in a `select!`. The chunk lives on the stack of one poll, not in
+    /// the future, so a connection waiting here holds no buffer.
     pub async fn fill(&mut self) -> Result<(), ReadError> {
-        if self.read.capacity() - self.read.len() < 512 {
-            self.read.reserve(READ_CHUNK);
-        }
-        match self.stream.read_buf(&mut self.read).await {
+        let Io { stream, read, .. } = self;
+        let got = std::future::poll_fn(|cx| {
+            let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut buf = ReadBuf::uninit(&mut chunk);
+            match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) => {
+                    read.extend_from_slice(buf.filled());
+                    Poll::Ready(Ok(buf.filled().len()))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        match got {
             Ok(0) => Err(ReadError::Closed),
             Ok(_) => Ok(()),
             Err(_) => Err(ReadError::Io),
@@ -85,10 +103,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         }
         self.stream.write_all(&self.write).await?;
         self.stream.flush().await?;
-        self.write.clear();
-        if self.write.capacity() > READ_CHUNK * 16 {
-            self.write = BytesMut::new();
-        }
+        self.write = BytesMut::new();
         Ok(())
     }
 

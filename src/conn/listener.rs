@@ -5,11 +5,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, warn};
+use tracing::{info, warn};
 
-use super::task;
+use super::{task, ws};
 use crate::broker::Broker;
 
 pub async fn serve_tcp(listener: TcpListener, broker: Arc<Broker>) {
@@ -29,12 +31,80 @@ pub async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, broker: Arc
         tokio::spawn(async move {
             match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => task::run(tls, peer, broker).await,
-                Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => debug!(%peer, "TLS handshake timed out"),
+                Ok(Err(e)) => {
+                    info!(
+                        %peer,
+                        reason = "tls_handshake_failed",
+                        detail = %e,
+                        "connection closed: TLS handshake failed"
+                    );
+                }
+                Err(_) => {
+                    info!(
+                        %peer,
+                        reason = "tls_handshake_timeout",
+                        "connection closed: TLS handshake timed out"
+                    );
+                }
             }
         });
     })
     .await;
+}
+
+/// MQTT over WebSocket, over TLS when `tls` is given (`wss://`). The TLS and the HTTP
+/// upgrade share one deadline, the CONNECT timeout; after the upgrade the connection is the
+/// same task as a TCP one.
+pub async fn serve_ws(listener: TcpListener, tls: Option<TlsAcceptor>, broker: Arc<Broker>) {
+    let handshake_timeout = Duration::from_secs(broker.config.mqtt.connect_timeout_secs);
+    let b = broker.clone();
+    accept_loop(listener, broker, move |stream, peer| {
+        let tls = tls.clone();
+        let broker = b.clone();
+        tokio::spawn(async move {
+            let deadline = Instant::now() + handshake_timeout;
+            match tls {
+                None => upgrade(stream, peer, broker, deadline).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => upgrade(tls, peer, broker, deadline).await,
+                        Ok(Err(e)) => {
+                            info!(
+                                %peer,
+                                reason = "tls_handshake_failed",
+                                detail = %e,
+                                "connection closed: TLS handshake failed"
+                            );
+                        }
+                        Err(_) => {
+                            info!(
+                                %peer,
+                                reason = "tls_handshake_timeout",
+                                "connection closed: TLS handshake timed out"
+                            );
+                        }
+                    }
+                }
+            }
+        });
+    })
+    .await;
+}
+
+async fn upgrade<S>(stream: S, peer: SocketAddr, broker: Arc<Broker>, deadline: Instant)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let max_packet = broker.config.limits.max_packet_size;
+    match tokio::time::timeout_at(deadline, ws::accept(stream, max_packet)).await {
+        Ok(Ok(ws)) => task::run(ws, peer, broker).await,
+        Ok(Err(e)) => {
+            info!(%peer, reason = "ws_upgrade_refused", detail = %e, "connection closed: WebSocket upgrade refused");
+        }
+        Err(_) => {
+            info!(%peer, reason = "ws_upgrade_timeout", "connection closed: WebSocket upgrade timed out");
+        }
+    }
 }
 
 /// Accept until shutdown, handing each socket (Nagle off: MQTT packets are small and

@@ -26,28 +26,53 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let cfg = &broker.config;
+    info!(%peer, "connection accepted");
     let mut io = Io::new(stream, Codec::new(cfg.limits.max_packet_size));
     let deadline = Duration::from_secs(cfg.mqtt.connect_timeout_secs);
     let connect = match tokio::time::timeout(deadline, io.read_packet()).await {
         Err(_) => {
-            debug!(%peer, "no CONNECT in time; closing");
+            info!(
+                %peer,
+                reason = "connect_timeout",
+                secs = cfg.mqtt.connect_timeout_secs,
+                "connection closed: no CONNECT in time"
+            );
             return;
         }
         Ok(Ok(Packet::Connect(c))) => c,
-        Ok(Ok(_)) => return,
-        Ok(Err(ReadError::Codec(e))) => {
-            refuse_bad_connect(&mut io, &e, peer).await;
-            Metrics::add(&broker.metrics.protocol_errors, 1);
+        Ok(Ok(_)) => {
+            broker.metrics.connects_refused.add(reason::PROTOCOL_ERROR);
+            info!(
+                %peer,
+                reason = reason::name(reason::PROTOCOL_ERROR),
+                "CONNECT refused: the first packet is not CONNECT"
+            );
             return;
         }
-        Ok(Err(_)) => return,
+        Ok(Err(ReadError::Codec(e))) => {
+            refuse_bad_connect(&mut io, &e, peer, &broker.metrics).await;
+            return;
+        }
+        Ok(Err(_)) => {
+            info!(%peer, reason = "connection_lost", "connection closed before CONNECT");
+            return;
+        }
     };
     let protocol = io.codec.protocol().unwrap_or(Protocol::V4);
+    let client_id = connect.client_id.clone();
     let accepted = match session::accept(&broker, *connect, protocol).await {
         Ok(a) => a,
         Err(refused) => {
-            info!(%peer, why = %refused.why, "connection refused");
-            Metrics::add(&broker.metrics.connects_refused, 1);
+            let code = refused.code();
+            broker.metrics.connects_refused.add(code);
+            info!(
+                client = %client_id,
+                %peer,
+                ?protocol,
+                reason = reason::name(code),
+                detail = %refused.why,
+                "CONNECT refused"
+            );
             if io.queue(&refused.connack).is_ok() {
                 let _ = io.flush().await;
             }
@@ -96,16 +121,31 @@ where
     }
     io.shutdown().await;
     broker.router.unregister(session.conn);
-    broker.metrics.client_disconnected();
-    info!(client = %session.client, %peer, conn = %session.conn, why = close.why, reason = ?close.send, "client disconnected");
+    let why = close.reason();
+    broker.metrics.client_disconnected(why);
+    info!(
+        client = %session.client,
+        %peer,
+        conn = %session.conn,
+        reason = why.as_str(),
+        code = close.send.map(reason::name),
+        detail = close.why,
+        "client disconnected"
+    );
 }
 
 /// A bad first packet: answer CONNACK where the protocol says so, then close.
-async fn refuse_bad_connect<S>(io: &mut Io<S>, e: &CodecError, peer: SocketAddr)
+async fn refuse_bad_connect<S>(io: &mut Io<S>, e: &CodecError, peer: SocketAddr, metrics: &Metrics)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    debug!(%peer, error = %e, "bad CONNECT");
+    metrics.connects_refused.add(e.reason_code());
+    info!(
+        %peer,
+        reason = reason::name(e.reason_code()),
+        detail = %e,
+        "CONNECT refused: bad CONNECT packet"
+    );
     let code = match e {
         CodecError::UnsupportedProtocol(_) => Some(reason::UNSUPPORTED_PROTOCOL_VERSION),
         // A 5.0 client gets the precise reason; 3.1.1 has no code for most of these.

@@ -7,10 +7,13 @@
 //!
 //! - `mod.rs`: arguments, the HTTP calls, following a leader hint.
 //! - `render`: the readable forms of a status and of a membership change.
+//! - `backup`: `ctl backup FILE`, fetching `GET /cluster/backup` into a file.
 
+mod backup;
 mod render;
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -81,6 +84,12 @@ pub enum CtlCommand {
     Promote { id: u64 },
     /// Make a voter a learner.
     Demote { id: u64 },
+    /// Save a consistent backup of the cluster's state (sessions, queues, retained messages)
+    /// from the leader into FILE; `raftmq restore` seeds a new cluster from it.
+    Backup {
+        /// Where to write the backup (replaced atomically).
+        file: PathBuf,
+    },
     /// Remove a node from the cluster.
     Remove {
         id: u64,
@@ -104,6 +113,8 @@ pub enum CtlError {
     },
     #[error("unexpected answer from {url}: {reason}")]
     BadAnswer { url: String, reason: String },
+    #[error("cannot write {}: {reason}", path.display())]
+    File { path: PathBuf, reason: String },
 }
 
 pub fn run(args: CtlArgs) -> ExitCode {
@@ -155,6 +166,7 @@ async fn execute(args: &CtlArgs) -> Result<String, CtlError> {
                 .await?;
             return render_status_answer(&answer, *json, &base);
         }
+        CtlCommand::Backup { file } => return backup::run(&api, &base, file).await,
         CtlCommand::Ready => {
             api.call(&base, Method::GET, "/readyz", None).await?;
             return Ok("ready: this node is the active leader\n".to_owned());
@@ -212,6 +224,7 @@ struct Api {
 }
 
 impl Api {
+    /// A request whose answer is JSON.
     async fn call(
         &self,
         base: &str,
@@ -219,6 +232,23 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, CtlError> {
+        let url = format!("{base}{path}");
+        let bytes = self.request(base, method, path, body).await?;
+        serde_json::from_slice(&bytes).map_err(|_| CtlError::BadAnswer {
+            url,
+            reason: format!("not JSON: {:?}", String::from_utf8_lossy(&bytes)),
+        })
+    }
+
+    /// The body of a successful answer; an error answer becomes `CtlError::Server` with the
+    /// server's message and leader hint.
+    async fn request(
+        &self,
+        base: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Vec<u8>, CtlError> {
         let url = format!("{base}{path}");
         let mut req = self.client.request(method, &url);
         if let Some(token) = &self.token {
@@ -232,17 +262,15 @@ impl Api {
             reason: error_chain(&e),
         })?;
         let status = resp.status();
-        let text = resp.text().await.map_err(|e| CtlError::Unreachable {
+        let bytes = resp.bytes().await.map_err(|e| CtlError::Unreachable {
             url: base.to_owned(),
             reason: error_chain(&e),
         })?;
-        let answer: Option<Value> = serde_json::from_str(&text).ok();
         if status.is_success() {
-            return answer.ok_or_else(|| CtlError::BadAnswer {
-                url,
-                reason: format!("not JSON: {text:?}"),
-            });
+            return Ok(bytes.to_vec());
         }
+        let text = String::from_utf8_lossy(&bytes);
+        let answer: Option<Value> = serde_json::from_str(&text).ok();
         let message = answer
             .as_ref()
             .and_then(|a| a["error"].as_str())

@@ -243,6 +243,8 @@ mod tests {
                 term: 7,
                 leader: NodeId(1),
             }),
+            leader_changes: 1,
+            recent_leader_changes: Vec::new(),
             vip_holder: None,
             mqtt: MqttStatus {
                 sessions: 12,

@@ -24,6 +24,16 @@ pub struct Refused {
     pub why: String,
 }
 
+impl Refused {
+    /// The CONNACK reason code (a 3.1.1 client gets its 3.1.1 equivalent).
+    pub fn code(&self) -> u8 {
+        match &self.connack {
+            Packet::ConnAck(ack) => ack.reason,
+            _ => reason::UNSPECIFIED_ERROR,
+        }
+    }
+}
+
 fn refuse(code: u8, why: impl Into<String>, protocol: Protocol) -> Refused {
     let why = why.into();
     let reason_string = (protocol == Protocol::V5).then(|| why.clone());

@@ -73,8 +73,8 @@ impl Session {
                 wire.topic_alias = Some(alias);
             }
         }
-        Metrics::add(&metrics.messages_sent, 1);
-        Metrics::add(&metrics.bytes_sent, m.payload.len() as u64);
+        Metrics::add(&metrics.messages_sent[d.qos as usize], 1);
+        Metrics::add(&metrics.bytes_sent[d.qos as usize], m.payload.len() as u64);
         Some(Packet::Publish(Publish {
             dup: d.dup,
             qos: d.qos,

@@ -27,6 +27,7 @@ use raftmq_raft::{Ack, AckKind, ClientId, ConnId, Op, PacketId, Reply};
 use crate::broker::Broker;
 use crate::cluster::{Cluster, ClusterError};
 use crate::codec::{self, reason, Packet, Protocol};
+use crate::metrics::DisconnectReason;
 
 pub use connect::{accept, Accepted, Refused};
 
@@ -39,6 +40,9 @@ pub enum Step {
     Send(Vec<Packet>),
     Wait(Pending),
 }
+
+/// `Close::why` of a client's own DISCONNECT.
+const CLIENT_DISCONNECTED: &str = "client sent DISCONNECT";
 
 /// Why and how a connection ends.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +90,21 @@ impl Close {
             send: Some(code),
             why: "proposal not committed",
             end: End::Abandon,
+        }
+    }
+
+    /// The class of this ending, for the disconnect metric and log line.
+    pub fn reason(&self) -> DisconnectReason {
+        match self.send {
+            None if self.why == CLIENT_DISCONNECTED => DisconnectReason::Client,
+            None => DisconnectReason::ConnectionLost,
+            Some(reason::KEEP_ALIVE_TIMEOUT) => DisconnectReason::KeepaliveTimeout,
+            Some(reason::SESSION_TAKEN_OVER) => DisconnectReason::TakenOver,
+            Some(reason::SERVER_SHUTTING_DOWN) => DisconnectReason::Shutdown,
+            Some(reason::USE_ANOTHER_SERVER | reason::SERVER_UNAVAILABLE | reason::SERVER_BUSY) => {
+                DisconnectReason::NotServing
+            }
+            Some(_) => DisconnectReason::ProtocolError,
         }
     }
 
@@ -198,7 +217,7 @@ impl Session {
         }
         Close {
             send: None,
-            why: "client disconnected",
+            why: CLIENT_DISCONNECTED,
             end: End::Disconnect {
                 graceful: d.reason != reason::DISCONNECT_WITH_WILL,
                 session_expiry: d.session_expiry,

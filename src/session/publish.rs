@@ -2,6 +2,7 @@
 //! after commit; QoS 0 non-retained publishes are routed in memory by the active node.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use raftmq_raft::{Op, PacketId, QoS, Reply};
 
@@ -20,9 +21,13 @@ impl Session {
             ));
         }
         let metrics = &self.broker.metrics;
-        Metrics::add(&metrics.messages_received, 1);
-        Metrics::add(&metrics.bytes_received, p.payload.len() as u64);
+        Metrics::add(&metrics.messages_received[p.qos as usize], 1);
+        Metrics::add(
+            &metrics.bytes_received[p.qos as usize],
+            p.payload.len() as u64,
+        );
         let now = crate::clock::now_ms();
+        let read_at = Instant::now();
         let message = props::message(
             &self.client,
             topic,
@@ -69,6 +74,7 @@ impl Session {
         let v5 = self.protocol == Protocol::V5;
         let no_match = self.reason_string("no matching subscribers");
         let qos = p.qos;
+        let broker = self.broker.clone();
         Ok(Step::Wait(Box::pin(async move {
             let reply = propose(&cluster, op).await?;
             let matched = match reply {
@@ -91,7 +97,10 @@ impl Session {
             };
             Ok(vec![match qos {
                 QoS::ExactlyOnce => Packet::PubRec(ack),
-                _ => Packet::PubAck(ack),
+                _ => {
+                    broker.metrics.puback_latency.observe(read_at.elapsed());
+                    Packet::PubAck(ack)
+                }
             }])
         })))
     }

@@ -45,6 +45,9 @@ pub enum StorageError {
     /// log refuses all further work until it is reopened (and its tail checked).
     #[error("write-ahead log unusable after an earlier failure: {0}")]
     Poisoned(String),
+    /// A restore into a data directory that already holds something (without `force`).
+    #[error("data directory {} is not empty: a restore seeds a brand-new node (use --force to replace what it holds)", .0.display())]
+    NotEmpty(PathBuf),
     /// A background thread or blocking task died or went away.
     #[error("background task: {0}")]
     Task(String),

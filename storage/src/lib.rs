@@ -15,6 +15,7 @@
 //! - `log_store`: `LogStore`, openraft's `RaftLogStorage` over the WAL, and its `LogReader`.
 //! - `mirror`: the sled mirror of the state machine.
 //! - `snapshot`: snapshot files.
+//! - `restore`: seeding a new data directory from a backup file.
 //! - `state_machine`: `StateMachineStore`, openraft's `RaftStateMachine`, and its
 //!   `SnapshotBuilder`.
 
@@ -22,6 +23,7 @@ mod error;
 mod fs_util;
 mod log_store;
 mod mirror;
+mod restore;
 mod snapshot;
 mod state_machine;
 mod wal;
@@ -33,8 +35,9 @@ use raftmq_raft::{EffectSink, SharedState};
 
 pub use error::StorageError;
 pub use log_store::{LogReader, LogStore};
+pub use restore::restore;
 pub use state_machine::{SnapshotBuilder, StateMachineStore};
-pub use wal::{WalStats, WalStatsSnapshot};
+pub use wal::{FsyncObserver, WalStats, WalStatsSnapshot};
 
 /// Tuning of the store.
 #[derive(Clone, Debug)]
@@ -62,6 +65,7 @@ pub struct Store {
     pub state_machine: StateMachineStore,
     pub state: SharedState,
     fresh: bool,
+    restored: bool,
 }
 
 impl Store {
@@ -70,6 +74,12 @@ impl Store {
     /// cluster on first start.
     pub fn is_fresh(&self) -> bool {
         self.fresh
+    }
+
+    /// True when the directory was seeded by `restore` and has not joined a cluster yet:
+    /// fresh, but with the backup's state in a snapshot file.
+    pub fn is_restored(&self) -> bool {
+        self.restored
     }
 }
 
@@ -93,8 +103,10 @@ fn open_blocking(
     fs_util::create_dir_durable(dir)?;
     let state_machine = StateMachineStore::open(dir, opts.mirror_cache_bytes, effects)?;
     let log = LogStore::open(&dir.join("wal"), opts.segment_bytes)?;
+    let fresh = log.is_fresh() && state_machine.is_empty();
     Ok(Store {
-        fresh: log.is_fresh() && state_machine.is_empty(),
+        fresh,
+        restored: fresh && state_machine.has_snapshot(),
         state: state_machine.state(),
         log,
         state_machine,

@@ -44,6 +44,11 @@ impl Snapshots {
         Ok((snapshots, saved))
     }
 
+    /// Whether a snapshot is saved.
+    pub(crate) fn exists(&self) -> bool {
+        self.current.lock().is_some()
+    }
+
     /// The saved snapshot, if any.
     pub(crate) fn read(&self) -> Result<Option<Saved>, StorageError> {
         // No lock needed: a save replaces the file by rename, so this sees old or new, whole.

@@ -102,6 +102,11 @@ impl StateMachineStore {
     pub(crate) fn is_empty(&self) -> bool {
         self.applied.lock().last.is_none()
     }
+
+    /// Whether a snapshot file is saved.
+    pub(crate) fn has_snapshot(&self) -> bool {
+        self.snapshots.exists()
+    }
 }
 
 /// The mirror's state if it is trusted and at least as new as the snapshot.

@@ -53,6 +53,10 @@ use store::Store;
 use trie::SubTrie;
 use will::Timers;
 
+/// Per subscription, the map and index entries around its strings (an estimate of the
+/// B-tree, trie node and options' share, not a measurement).
+pub const SUBSCRIPTION_OVERHEAD_BYTES: u64 = 128;
+
 /// Counts for `$SYS`, metrics and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
@@ -62,7 +66,13 @@ pub struct Stats {
     pub retained: u64,
     pub stored_messages: u64,
     pub queued_messages: u64,
+    /// Topic and payload bytes of the queued messages (a message queued for several
+    /// sessions counts once per session: that is how much a backlog would deliver).
+    pub queued_bytes: u64,
     pub inflight_messages: u64,
+    /// Estimated memory of the subscriptions: their filters and client ids, in the sessions
+    /// and in the topic index, plus `SUBSCRIPTION_OVERHEAD_BYTES` each.
+    pub subscription_bytes: u64,
     /// Messages dropped because a session's queue was full (counted since the log began).
     pub dropped_queue_full: u64,
     /// Messages that expired before delivery.
@@ -240,10 +250,24 @@ impl State {
             dropped_too_large: self.totals.dropped_too_large,
             ..Stats::default()
         };
-        for s in self.sessions.values() {
+        for (client, s) in &self.sessions {
             stats.sessions_online += u64::from(s.core.conn.is_some());
             stats.subscriptions += s.subscriptions.len() as u64;
+            // The filter is held by the session and by the topic index, the client id by
+            // the index entry.
+            stats.subscription_bytes += s
+                .subscriptions
+                .keys()
+                .map(|f| 2 * f.len() as u64 + client.as_str().len() as u64)
+                .sum::<u64>()
+                + s.subscriptions.len() as u64 * SUBSCRIPTION_OVERHEAD_BYTES;
             stats.queued_messages += s.queue.len() as u64;
+            stats.queued_bytes += s
+                .queue
+                .iter()
+                .filter_map(|q| self.store.messages.get(&q.message))
+                .map(|m| (m.topic.len() + m.payload.len()) as u64)
+                .sum::<u64>();
             stats.inflight_messages += s.inflight.len() as u64;
         }
         stats

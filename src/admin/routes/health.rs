@@ -79,6 +79,8 @@ mod tests {
             joint: false,
             members: Vec::new(),
             last_leader_change: None,
+            leader_changes: 0,
+            recent_leader_changes: Vec::new(),
             vip_holder: None,
             mqtt: MqttStatus::default(),
         }

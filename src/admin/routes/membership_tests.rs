@@ -36,6 +36,8 @@ fn leader(members: &[(u64, bool, bool, u64)]) -> ClusterStatus {
             })
             .collect(),
         last_leader_change: None,
+        leader_changes: 0,
+        recent_leader_changes: Vec::new(),
         vip_holder: None,
         mqtt: MqttStatus::default(),
     }

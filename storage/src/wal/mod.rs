@@ -38,7 +38,7 @@ pub(crate) use flusher::Completion;
 use flusher::Flusher;
 use record::{Meta, OwnedRecord, Record, RecordRef, FORMAT_VERSION};
 use segment::{SegmentFile, Tail};
-pub use stats::{WalStats, WalStatsSnapshot};
+pub use stats::{FsyncObserver, WalStats, WalStatsSnapshot};
 
 /// The entries not yet purged, shared with log readers (replication tasks).
 pub(crate) type Entries = Arc<RwLock<BTreeMap<u64, Entry<TypeConfig>>>>;

@@ -1,10 +1,16 @@
 //! Cheap counters about the write-ahead log, for metrics: relaxed atomics, read at scrape time.
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
+/// Told the duration of every successful `fdatasync` on the flusher thread, e.g. to fill a
+/// latency histogram: this crate knows no metrics library. It must return quickly.
+pub type FsyncObserver = Box<dyn Fn(Duration) + Send + Sync>;
+
 /// Live counters, shared between the log (writer), its flusher thread and whoever scrapes.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct WalStats {
     fsyncs: AtomicU64,
     fsync_micros_total: AtomicU64,
@@ -12,6 +18,16 @@ pub struct WalStats {
     fsync_micros_max: AtomicU64,
     bytes_written: AtomicU64,
     completions: AtomicU64,
+    observer: OnceLock<FsyncObserver>,
+}
+
+impl fmt::Debug for WalStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WalStats")
+            .field("snapshot", &self.snapshot())
+            .field("observed", &self.observer.get().is_some())
+            .finish()
+    }
 }
 
 /// A copy of the counters at one moment.
@@ -41,7 +57,16 @@ impl WalStats {
         }
     }
 
+    /// Have `observer` told every fsync's duration from now on. Only the first observer
+    /// set is kept; a second call returns false.
+    pub fn observe_fsyncs(&self, observer: FsyncObserver) -> bool {
+        self.observer.set(observer).is_ok()
+    }
+
     pub(crate) fn record_fsync(&self, took: Duration) {
+        if let Some(observe) = self.observer.get() {
+            observe(took);
+        }
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         self.fsync_micros_total.fetch_add(micros, Ordering::Relaxed);
