@@ -3,6 +3,7 @@
 //! which nothing in the state machine uses.
 //!
 //! # Layout
+//! - `ban`: bans (by client id, IP or user name) that refuse CONNECTs until they run out.
 //! - `ids`: newtypes for every identifier (`NodeId`, `ClientId`, `PacketId`, `ConnId`, `MessageId`).
 //! - `types`: the openraft type configuration and `Member`, the node record kept in membership.
 //! - `message`: an application message as stored, queued and routed (`Message`, `QoS`, `Will`).
@@ -16,6 +17,7 @@
 //!   handshake on the cluster secret, optional mutual TLS; the client openraft calls and the
 //!   server that feeds the local `Raft`.
 
+pub mod ban;
 pub mod command;
 pub mod effect;
 pub mod error;
@@ -26,7 +28,8 @@ pub mod response;
 pub mod state;
 pub mod types;
 
-pub use command::{Ack, AckKind, Command, Connect, Op, SubscribeRequest};
+pub use ban::{Ban, BanKind, BanTarget};
+pub use command::{Ack, AckKind, Command, Connect, Op, QueuePolicy, SubscribeRequest};
 pub use effect::{CloseReason, Delivery, DropEffects, Effect, EffectSink};
 pub use error::RaftError;
 pub use ids::{ClientId, ConnId, MessageId, NodeId, PacketId};

@@ -1,5 +1,7 @@
-//! Accept loops. Each accepted socket gets its own task; a failed accept (e.g. out of file
-//! descriptors) is logged and retried after a short pause instead of ending the listener.
+//! Accept loops. Each accepted socket passes the door (`crate::limits::Door`: total, per-IP
+//! and per-IP rate limits) or is closed at once, before anything is allocated for it; an
+//! admitted one gets its own task. A failed accept (e.g. out of file descriptors) is logged
+//! and retried after a short pause instead of ending the listener.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,12 +12,15 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
 use super::task;
+use crate::auth::{certificate_identity, Transport};
 use crate::broker::Broker;
+use crate::limits::Ticket;
+use crate::metrics::Metrics;
 
 pub async fn serve_tcp(listener: TcpListener, broker: Arc<Broker>) {
     let b = broker.clone();
-    accept_loop(listener, broker, move |stream, peer| {
-        tokio::spawn(task::run(stream, peer, b.clone()));
+    accept_loop(listener, broker, move |stream, peer, ticket| {
+        tokio::spawn(task::run(stream, peer, Transport::Plain, ticket, b.clone()));
     })
     .await;
 }
@@ -23,14 +28,28 @@ pub async fn serve_tcp(listener: TcpListener, broker: Arc<Broker>) {
 pub async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, broker: Arc<Broker>) {
     let handshake_timeout = Duration::from_secs(broker.config.mqtt.connect_timeout_secs);
     let b = broker.clone();
-    accept_loop(listener, broker, move |stream, peer| {
+    accept_loop(listener, broker, move |stream, peer, ticket| {
         let acceptor = acceptor.clone();
         let broker = b.clone();
         tokio::spawn(async move {
             match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => task::run(tls, peer, broker).await,
+                Ok(Ok(tls)) => {
+                    // rustls verified the chain against tls.client_ca_file; the leaf names
+                    // the client.
+                    let identity = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .and_then(|leaf| certificate_identity(leaf));
+                    let transport = Transport::Tls { identity };
+                    task::run(tls, peer, transport, ticket, broker).await
+                }
                 Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => debug!(%peer, "TLS handshake timed out"),
+                Err(_) => {
+                    Metrics::add(&broker.metrics.connect_timeouts, 1);
+                    debug!(%peer, "TLS handshake timed out");
+                }
             }
         });
     })
@@ -42,7 +61,7 @@ pub async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, broker: Arc
 async fn accept_loop(
     listener: TcpListener,
     broker: Arc<Broker>,
-    spawn: impl Fn(TcpStream, SocketAddr),
+    spawn: impl Fn(TcpStream, SocketAddr, Ticket),
 ) {
     let mut shutdown = broker.shutdown.clone();
     loop {
@@ -51,10 +70,14 @@ async fn accept_loop(
             _ = shutdown.changed() => return,
         };
         match accepted {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                spawn(stream, peer);
-            }
+            Ok((stream, peer)) => match broker.door.admit(peer.ip()) {
+                Ok(ticket) => {
+                    let _ = stream.set_nodelay(true);
+                    spawn(stream, peer, ticket);
+                }
+                // Closed unread: the door counted and logged it.
+                Err(_) => drop(stream),
+            },
             Err(e) => {
                 warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;

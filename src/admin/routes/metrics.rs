@@ -177,6 +177,105 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     for (name, help, value) in raft {
         out.metric(name, "gauge", help, value);
     }
+    // Authentication and authorization (`crate::auth`), one labelled family each.
+    out.header(
+        "auth_failures_total",
+        "counter",
+        "CONNECTs refused by authentication, by reason",
+    );
+    for (reason, counter) in [
+        ("bad_credentials", &m.auth_bad_credentials),
+        ("not_authorized", &m.auth_not_authorized),
+        ("rate_limited", &m.auth_rate_limited),
+    ] {
+        let labels = format!("{{reason=\"{reason}\"}}");
+        out.sample("auth_failures_total", &labels, Metrics::get(counter));
+    }
+    out.header(
+        "acl_denied_total",
+        "counter",
+        "actions refused by the ACL file, by action",
+    );
+    for (action, counter) in [
+        ("publish", &m.acl_denied_publish),
+        ("subscribe", &m.acl_denied_subscribe),
+        ("deliver", &m.acl_denied_deliver),
+        ("will", &m.acl_denied_will),
+    ] {
+        let labels = format!("{{action=\"{action}\"}}");
+        out.sample("acl_denied_total", &labels, Metrics::get(counter));
+    }
+    out.metric(
+        "auth_reload_failures_total",
+        "counter",
+        "password/ACL file reloads that failed (the previous files stay in force)",
+        Metrics::get(&m.auth_reload_failures),
+    );
+    // Limits (`crate::limits`): refusals by limit, bans, per-session limits.
+    out.header(
+        "door_refused_total",
+        "counter",
+        "connections refused at the door, by limit",
+    );
+    for (limit, counter) in [
+        ("max", &m.door_refused_total),
+        ("max_per_ip", &m.door_refused_per_ip),
+        ("rate_per_ip", &m.door_refused_rate),
+        ("max_per_username", &m.door_refused_username),
+        ("connect_timeout", &m.connect_timeouts),
+        ("banned", &m.banned_refused),
+    ] {
+        let labels = format!("{{limit=\"{limit}\"}}");
+        out.sample("door_refused_total", &labels, Metrics::get(counter));
+    }
+    let limits: [(&str, &str, &str, u64); 8] = [
+        (
+            "flapping_bans_total",
+            "counter",
+            "bans set by flapping detection",
+            Metrics::get(&m.flapping_bans),
+        ),
+        ("bans", "gauge", "bans stored (replicated)", stats.bans),
+        (
+            "publish_throttled_total",
+            "counter",
+            "times a connection's reads were paused by its publish rate",
+            Metrics::get(&m.publish_throttled),
+        ),
+        (
+            "subscriptions_refused_total",
+            "counter",
+            "SUBSCRIBE filters refused by limits.max_subscriptions",
+            Metrics::get(&m.subscriptions_refused),
+        ),
+        (
+            "topics_refused_total",
+            "counter",
+            "topics or filters over limits.max_topic_length or max_topic_levels",
+            Metrics::get(&m.topics_refused),
+        ),
+        (
+            "shed_qos0_total",
+            "counter",
+            "QoS 0 publishes dropped near limits.max_queued_bytes_total",
+            Metrics::get(&m.shed_qos0),
+        ),
+        (
+            "shed_qos12_total",
+            "counter",
+            "QoS 1/2 publishes refused at limits.max_queued_bytes_total",
+            Metrics::get(&m.shed_qos12),
+        ),
+        (
+            "queued_bytes",
+            "gauge",
+            "topic + payload bytes in session queues",
+            stats.queued_bytes,
+        ),
+    ];
+    for (name, kind, help, value) in limits {
+        out.metric(name, kind, help, value);
+    }
     let lags: Vec<(String, u64)> = status
         .members
         .iter()
