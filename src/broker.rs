@@ -1,5 +1,5 @@
 //! The broker context every connection shares: configuration, the cluster handle, the
-//! router, counters, `$SYS` and the shutdown signal.
+//! router, authentication and ACLs, counters, `$SYS` and the shutdown signal.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -7,8 +7,10 @@ use std::sync::Arc;
 use raftmq_raft::ConnId;
 use tokio::sync::watch;
 
+use crate::auth::Auth;
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::limits::Door;
 use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::sys::Sys;
@@ -17,6 +19,9 @@ pub struct Broker {
     pub config: Config,
     pub cluster: Cluster,
     pub router: Arc<Router>,
+    pub auth: Arc<Auth>,
+    /// Connection limits and flapping detection.
+    pub door: Arc<Door>,
     pub metrics: Arc<Metrics>,
     pub sys: Arc<Sys>,
     /// Flips to true once on SIGTERM / Ctrl-C.
@@ -30,6 +35,8 @@ impl Broker {
         config: Config,
         cluster: Cluster,
         router: Arc<Router>,
+        auth: Arc<Auth>,
+        door: Arc<Door>,
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
     ) -> Broker {
@@ -37,6 +44,8 @@ impl Broker {
             config,
             cluster,
             router,
+            auth,
+            door,
             metrics,
             sys: Arc::new(Sys::new()),
             shutdown,

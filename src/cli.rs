@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::auth::passwd::PasswdArgs;
 use crate::config::{apply_env, Config, ConfigError, LogFormat};
 use crate::ctl::CtlArgs;
 
@@ -34,6 +35,8 @@ pub enum Command {
     /// Seed a brand-new node's data directory from a backup taken with `raftmq ctl backup`.
     /// Restore the same file into every member of the new cluster before starting any.
     Restore(RestoreArgs),
+    /// Add, change or delete a user in a Mosquitto password file (like mosquitto_passwd).
+    Passwd(PasswdArgs),
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +100,12 @@ pub struct ServeArgs {
     /// Key: admin.token.
     #[arg(long, value_name = "TOKEN")]
     pub admin_token: Option<String>,
+    /// Mosquitto password file. Key: auth.password_file.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<String>,
+    /// Mosquitto ACL file. Key: auth.acl_file.
+    #[arg(long, value_name = "FILE")]
+    pub acl_file: Option<String>,
 }
 
 impl ServeArgs {
@@ -145,6 +154,12 @@ impl ServeArgs {
         }
         if let Some(v) = &self.admin_token {
             config.admin.token = v.clone();
+        }
+        if let Some(v) = &self.password_file {
+            config.auth.password_file = v.clone();
+        }
+        if let Some(v) = &self.acl_file {
+            config.auth.acl_file = v.clone();
         }
         config.validate()?;
         Ok(config)

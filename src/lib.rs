@@ -8,12 +8,15 @@
 //! - `router`: live connections by id; turns state-machine effects into writes.
 //! - `cluster`: the handle to Raft: batched proposals, leadership, housekeeping ticks.
 //! - `broker`: the context every connection shares.
+//! - `auth`: password and ACL files (Mosquitto's formats), TLS identities, the
+//!   authentication rate limit, `raftmq passwd`.
 //! - `admin`: the admin HTTP API (axum): cluster status and membership, health, metrics.
 //! - `ctl`: `raftmq ctl`, the operator's client of the admin API.
 //! - `config`: TOML + environment + flags, validated, errors naming keys.
 //! - `cli`: command-line parsing.
 //! - `tls`: rustls server configuration.
 //! - `sys`: `$SYS/broker/...` topics.
+//! - `limits`: connection limits at the door, flapping detection, publish rate, topic size.
 //! - `metrics`: broker-wide counters.
 //! - `latency`: lock-free latency histograms (fsync, commit, PUBACK).
 //! - `exporter`: the Prometheus exposition of metrics, state totals and Raft.
@@ -21,6 +24,7 @@
 //! - `vip`: the virtual IP the active node holds (netlink + gratuitous ARP, or hook commands).
 
 pub mod admin;
+pub mod auth;
 pub mod broker;
 pub mod cli;
 pub mod clock;
@@ -31,6 +35,7 @@ pub mod conn;
 pub mod ctl;
 pub mod exporter;
 pub mod latency;
+pub mod limits;
 pub mod metrics;
 pub mod router;
 pub mod session;

@@ -9,10 +9,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use openraft::{Raft, SnapshotPolicy};
+use raftmq::auth::Auth;
 use raftmq::broker::Broker;
 use raftmq::cli::{Cli, Command, RestoreArgs};
 use raftmq::cluster::{Cluster, ClusterOptions, SingleNodeNetwork};
 use raftmq::config::{Config, LogFormat};
+use raftmq::limits::Door;
 use raftmq::metrics::Metrics;
 use raftmq::router::Router;
 use raftmq::{conn, sys, tls};
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => args,
         Some(Command::Ctl(args)) => return raftmq::ctl::run(args),
         Some(Command::Restore(args)) => return restore(&args),
+        Some(Command::Passwd(args)) => return raftmq::auth::passwd::run(args),
         None => cli.serve,
     };
     let config = match args.load() {
@@ -119,6 +122,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
 
     let metrics = Arc::new(Metrics::default());
+    let auth = Arc::new(Auth::load(&config.auth, metrics.clone()).context("[auth] files")?);
+    let door = Arc::new(Door::new(&config, metrics.clone()).context("[connections]")?);
     let router = Arc::new(Router::new(metrics.clone(), config.limits.max_pending_qos0));
     let store = raftmq_storage::open(
         &config.data_dir,
@@ -151,7 +156,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     .context("raft configuration")?;
     let members = config.initial_members()?;
     let clustered = !config.raft.secret.is_empty();
-    let (raft, auth) = if clustered {
+    let (raft, raft_auth) = if clustered {
         let tls = (!config.raft.tls_cert_file.is_empty()).then(|| TlsFiles {
             cert: config.raft.tls_cert_file.clone().into(),
             key: config.raft.tls_key_file.clone().into(),
@@ -189,7 +194,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // The Raft listener starts before initializing, so the first election can reach us.
-    if let Some(auth) = auth {
+    if let Some(auth) = raft_auth {
         let addr = config.raft_listen()?;
         let listener = bind(addr, "raft.raft_listen").await?;
         info!(addr = %listener.local_addr().unwrap_or(addr), "Raft listening");
@@ -251,8 +256,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config.clone(),
         cluster.clone(),
         router.clone(),
+        auth.clone(),
+        door,
         metrics,
         shutdown_rx,
+    ));
+    tokio::spawn(reload_on_sighup(auth.clone()));
+    tokio::spawn(raftmq::limits::sample_queued_bytes(
+        cluster.state().clone(),
+        broker.metrics.clone(),
     ));
 
     let admin_listener = bind(config.admin.listen_addr()?, "admin.listen").await?;
@@ -260,6 +272,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         cluster.clone(),
         broker.metrics.clone(),
         vip.clone(),
+        auth,
         &config,
     );
     let mut admin_stop = broker.shutdown.clone();
@@ -347,6 +360,30 @@ async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} ({key})"))
+}
+
+/// SIGHUP reloads the password and ACL files, as it does for Mosquitto. Connected clients
+/// stay; a file that does not parse leaves the previous ones in force.
+async fn reload_on_sighup(auth: Arc<Auth>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGHUP: reload through the admin API");
+                return;
+            }
+        };
+        while hup.recv().await.is_some() {
+            info!("SIGHUP: reloading the password and ACL files");
+            if let Err(e) = auth.reload() {
+                warn!(error = %e, "reload failed; the previous files stay in force");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(auth);
 }
 
 async fn wait_for_signal() {

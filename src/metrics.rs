@@ -33,6 +33,48 @@ pub struct Metrics {
     pub commit_latency: LatencyHistogram,
     /// A QoS 1 PUBLISH read until its PUBACK is ready to write (the commit dominates).
     pub puback_latency: LatencyHistogram,
+
+    // Authentication and authorization (`crate::auth`).
+    /// CONNECTs refused for an unknown user or a wrong password.
+    pub auth_bad_credentials: AtomicU64,
+    /// CONNECTs refused as not authorized: anonymous when not allowed, a disabled user, a
+    /// TLS client without a certificate identity.
+    pub auth_not_authorized: AtomicU64,
+    /// CONNECTs refused by the per-username authentication rate limit.
+    pub auth_rate_limited: AtomicU64,
+    /// ACL denials: PUBLISH, SUBSCRIBE filters, deliveries (retained included), wills.
+    pub acl_denied_publish: AtomicU64,
+    pub acl_denied_subscribe: AtomicU64,
+    pub acl_denied_deliver: AtomicU64,
+    pub acl_denied_will: AtomicU64,
+    /// Password/ACL reloads that failed (the previous files stay in force).
+    pub auth_reload_failures: AtomicU64,
+
+    // Limits (`crate::limits`): refusals at the door, bans, per-session limits.
+    /// Sockets closed at accept: `connections.max`, `max_per_ip`, `rate_per_ip`.
+    pub door_refused_total: AtomicU64,
+    pub door_refused_per_ip: AtomicU64,
+    pub door_refused_rate: AtomicU64,
+    /// CONNECTs refused by `connections.max_per_username`.
+    pub door_refused_username: AtomicU64,
+    /// Sockets closed for sending no CONNECT within `mqtt.connect_timeout_secs`.
+    pub connect_timeouts: AtomicU64,
+    /// CONNECTs refused by a ban.
+    pub banned_refused: AtomicU64,
+    /// Bans set by flapping detection.
+    pub flapping_bans: AtomicU64,
+    /// Times a connection's reads were paused by its publish rate.
+    pub publish_throttled: AtomicU64,
+    /// SUBSCRIBE filters refused by `limits.max_subscriptions`.
+    pub subscriptions_refused: AtomicU64,
+    /// PUBLISH topics or SUBSCRIBE filters over the topic length or level limits.
+    pub topics_refused: AtomicU64,
+    /// New QoS 0 publishes dropped, and QoS 1/2 publishes refused, by
+    /// `limits.max_queued_bytes_total`.
+    pub shed_qos0: AtomicU64,
+    pub shed_qos12: AtomicU64,
+    /// Topic + payload bytes in session queues, sampled (the gauge the cap is checked on).
+    pub queued_bytes: AtomicU64,
 }
 
 impl Metrics {

@@ -5,6 +5,7 @@
 // Each benchmark compiles this module on its own and uses a different part of it.
 #![allow(dead_code)]
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use raftmq::codec::{Codec, Connect, Packet, Protocol, Publish, Subscribe};
 use raftmq_raft::{PacketId, QoS, SubOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
 pub const PAYLOAD: usize = 64;
@@ -27,7 +28,18 @@ pub struct Conn {
 
 impl Conn {
     pub async fn open(port: u16, id: &str) -> Conn {
-        let stream = TcpStream::connect(("127.0.0.1", port))
+        Conn::open_from(port, id, Ipv4Addr::LOCALHOST).await
+    }
+
+    /// Like `open`, from the loopback address `source` (any of 127.0.0.0/8), so that
+    /// per-IP limits see a different client.
+    pub async fn open_from(port: u16, id: &str, source: Ipv4Addr) -> Conn {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::from((source, 0)))
+            .expect("bind the source address");
+        let stream = socket
+            .connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
             .await
             .expect("connect");
         stream.set_nodelay(true).ok();

@@ -33,6 +33,8 @@ fn connect(client: &str, seq: u64) -> Op {
         receive_maximum: 1000,
         maximum_packet_size: None,
         max_queued: 10_000,
+        max_queued_bytes: u64::MAX,
+        queue_policy: raftmq_raft::QueuePolicy::DropNewest,
         will: None,
         protocol: 5,
     })

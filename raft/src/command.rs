@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ban::BanTarget;
 use crate::ids::{ClientId, ConnId, PacketId};
 use crate::message::{Message, SubOptions, Will};
 
@@ -57,6 +58,15 @@ pub enum Op {
     /// A new leader took over: every session still marked online was online on the old
     /// leader and is now disconnected without DISCONNECT (wills scheduled, expiry starts).
     ResetConnections,
+    /// Refuse CONNECTs matching `target` until `until_ms` (replaces an existing ban of the
+    /// same target). A ban already over at the command's time is not stored.
+    Ban {
+        target: BanTarget,
+        until_ms: u64,
+        reason: String,
+    },
+    /// Lift a ban before it runs out.
+    Unban { target: BanTarget },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +83,10 @@ pub struct Connect {
     pub maximum_packet_size: Option<u32>,
     /// Most messages queued for the session while offline or behind its window.
     pub max_queued: u32,
+    /// Most bytes (topic + payload) queued for the session.
+    pub max_queued_bytes: u64,
+    /// Which message a full queue drops.
+    pub queue_policy: QueuePolicy,
     pub will: Option<Will>,
     /// 4 (3.1.1) or 5.
     pub protocol: u8,
@@ -100,4 +114,14 @@ pub enum AckKind {
     PubRec,
     /// QoS 2 delivery done.
     PubComp,
+}
+
+/// Which message a full session queue gives up: the one arriving (Mosquitto's behaviour), or
+/// the oldest waiting, so a slow subscriber sees the latest values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueuePolicy {
+    #[default]
+    DropNewest,
+    DropOldest,
 }

@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - `backup`: the backup file (state bytes behind a versioned header and a SHA-256).
+//! - `ban`: bans (by client id, IP or user name) that refuse CONNECTs until they run out.
 //! - `ids`: newtypes for every identifier (`NodeId`, `ClientId`, `PacketId`, `ConnId`, `MessageId`).
 //! - `types`: the openraft type configuration and `Member`, the node record kept in membership.
 //! - `message`: an application message as stored, queued and routed (`Message`, `QoS`, `Will`).
@@ -18,6 +19,7 @@
 //!   server that feeds the local `Raft`.
 
 pub mod backup;
+pub mod ban;
 pub mod command;
 pub mod effect;
 pub mod error;
@@ -29,7 +31,8 @@ pub mod state;
 pub mod types;
 
 pub use backup::Backup;
-pub use command::{Ack, AckKind, Command, Connect, Op, SubscribeRequest};
+pub use ban::{Ban, BanKind, BanTarget};
+pub use command::{Ack, AckKind, Command, Connect, Op, QueuePolicy, SubscribeRequest};
 pub use effect::{CloseReason, Delivery, DropEffects, Effect, EffectSink};
 pub use error::RaftError;
 pub use ids::{ClientId, ConnId, MessageId, NodeId, PacketId};

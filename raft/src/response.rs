@@ -38,6 +38,14 @@ pub enum Reply {
     ConnectionsReset {
         count: u32,
     },
+    /// The ban is stored (`false`: it had already run out at the command's time).
+    Banned {
+        stored: bool,
+    },
+    /// `existed` is false when no ban matched the target.
+    Unbanned {
+        existed: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

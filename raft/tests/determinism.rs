@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use raftmq_raft::{
-    Ack, AckKind, ClientId, Command, ConnId, Connect, Effect, Message, NodeId, Op, PacketId, QoS,
-    Reply, State, SubOptions, SubscribeRequest, Will,
+    Ack, AckKind, BanKind, BanTarget, ClientId, Command, ConnId, Connect, Effect, Message, NodeId,
+    Op, PacketId, QoS, QueuePolicy, Reply, State, SubOptions, SubscribeRequest, Will,
 };
 
 /// xorshift64*: a fixed, seedable sequence, so a failure replays.
@@ -133,6 +133,10 @@ impl Workload {
                     receive_maximum: 1 + self.rng.below(4) as u16,
                     maximum_packet_size: self.rng.chance(10).then_some(40),
                     max_queued: self.rng.below(6) as u32,
+                    max_queued_bytes: *self.rng.pick(&[30, 200, u64::MAX]),
+                    queue_policy: *self
+                        .rng
+                        .pick(&[QueuePolicy::DropNewest, QueuePolicy::DropOldest]),
                     will,
                     protocol: *self.rng.pick(&[4, 5]),
                 })
@@ -224,7 +228,21 @@ impl Workload {
                 }
                 Op::Acks(acks)
             }
-            _ if self.rng.chance(95) => Op::Tick,
+            _ if self.rng.chance(90) => Op::Tick,
+            _ if self.rng.chance(50) => Op::Ban {
+                target: BanTarget {
+                    kind: *self.rng.pick(&[BanKind::ClientId, BanKind::Ip]),
+                    value: name.clone(),
+                },
+                until_ms: self.now + self.rng.below(5000) as u64,
+                reason: "test".into(),
+            },
+            _ if self.rng.chance(50) => Op::Unban {
+                target: BanTarget {
+                    kind: BanKind::ClientId,
+                    value: name.clone(),
+                },
+            },
             _ => Op::ResetConnections,
         }
     }
@@ -365,6 +383,8 @@ fn leaves_nothing_behind(
             receive_maximum: 1,
             maximum_packet_size: None,
             max_queued: 0,
+            max_queued_bytes: u64::MAX,
+            queue_policy: raftmq_raft::QueuePolicy::DropNewest,
             will: None,
             protocol: 5,
         }));
@@ -409,6 +429,8 @@ fn connect(client: &str, seq: u64, receive_maximum: u16) -> Op {
         receive_maximum,
         maximum_packet_size: None,
         max_queued: 10,
+        max_queued_bytes: u64::MAX,
+        queue_policy: raftmq_raft::QueuePolicy::DropNewest,
         will: None,
         protocol: 5,
     })

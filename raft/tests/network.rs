@@ -198,6 +198,8 @@ async fn retained_messages(leader: &Node, count: u8, size: usize) -> u64 {
         receive_maximum: 10,
         maximum_packet_size: None,
         max_queued: 10,
+        max_queued_bytes: u64::MAX,
+        queue_policy: raftmq_raft::QueuePolicy::DropNewest,
         will: None,
         protocol: 5,
     });

@@ -7,14 +7,17 @@
 //! Input lines (consecutive op lines form one `Command`):
 //! - `time <ms>`: the `now_ms` of the commands that follow.
 //! - `connect <client> <conn> [clean] [expiry=<secs>|max] [rm=<n>] [mps=<n>] [mq=<n>] [v=4|5]
-//!   [will=<topic>:<payload>[:q<n>][:delay=<secs>][:retain][:exp=<secs>]]`
-//!   (defaults: expiry=max rm=10 mq=100 v=5).
+//!   [will=<topic>:<payload>[:q<n>][:delay=<secs>][:retain][:exp=<secs>]]
+//!   [mqb=<bytes>] [oldest]` (defaults: expiry=max rm=10 mq=100 v=5, no byte limit, drop
+//!   newest).
 //! - `disconnect <client> <conn> [graceful] [expiry=<secs>]`
 //! - `publish <client> <conn> <topic> <payload|""> [q<n>] [pid=<n>] [retain] [exp=<secs>]`
 //! - `pubrel <client> <conn> <pid>`; `puback|pubrec|pubcomp <client> <conn> <pid>...`
 //! - `subscribe <client> <conn> <filter> [q<n>] [nl] [rap] [rh=<n>] [id=<n>] [<filter> ...]`
 //! - `unsubscribe <client> <conn> <filter>...`; `tick`; `reset`
-//! - `stats`; `session <client>`; `transient <publisher> <topic> <payload>` (QoS 0 in memory).
+//! - `ban clientid|ip|username <value> <until_ms> [reason]`; `unban clientid|ip|username <value>`
+//! - `stats`; `session <client>`; `transient <publisher> <topic> <payload>` (QoS 0 in memory);
+//!   `bans` (every stored ban); `qbytes` (queued bytes of all sessions).
 //!
 //! Every command is also applied to a state rebuilt from the mirror written so far, and the
 //! two must answer alike and end byte-identical; the mirror must equal `to_mirror()`, and
@@ -26,8 +29,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use raftmq_raft::{
-    Ack, AckKind, ClientId, Command, ConnId, Connect, Delivery, Effect, Message, NodeId, Op,
-    PacketId, QoS, Reply, State, SubOptions, SubResult, SubscribeRequest, Will,
+    Ack, AckKind, BanTarget, ClientId, Command, ConnId, Connect, Delivery, Effect, Message, NodeId,
+    Op, PacketId, QoS, QueuePolicy, Reply, State, SubOptions, SubResult, SubscribeRequest, Will,
 };
 
 fn conn(name: &str) -> ConnId {
@@ -106,12 +109,16 @@ fn parse_op(words: &[&str], now: u64) -> Op {
                 receive_maximum: 10,
                 maximum_packet_size: None,
                 max_queued: 100,
+                max_queued_bytes: u64::MAX,
+                queue_policy: QueuePolicy::DropNewest,
                 will: None,
                 protocol: 5,
             };
             for w in rest {
                 match w.split_once('=') {
                     None if *w == "clean" => op.clean_start = true,
+                    None if *w == "oldest" => op.queue_policy = QueuePolicy::DropOldest,
+                    Some(("mqb", v)) => op.max_queued_bytes = num(v),
                     Some(("expiry", "max")) => op.session_expiry = u32::MAX,
                     Some(("expiry", v)) => op.session_expiry = num(v),
                     Some(("rm", v)) => op.receive_maximum = num(v),
@@ -195,6 +202,14 @@ fn parse_op(words: &[&str], now: u64) -> Op {
                 requests,
             }
         }
+        "ban" => Op::Ban {
+            target: ban_target(words),
+            until_ms: num(words[3]),
+            reason: words.get(4..).unwrap_or_default().join(" "),
+        },
+        "unban" => Op::Unban {
+            target: ban_target(words),
+        },
         "unsubscribe" => Op::Unsubscribe {
             client: client(),
             conn: c(),
@@ -203,6 +218,15 @@ fn parse_op(words: &[&str], now: u64) -> Op {
         "tick" => Op::Tick,
         "reset" => Op::ResetConnections,
         other => panic!("unknown op {other}"),
+    }
+}
+
+fn ban_target(words: &[&str]) -> BanTarget {
+    BanTarget {
+        kind: words[1]
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}: {}", words.join(" "))),
+        value: words[2].to_owned(),
     }
 }
 
@@ -225,6 +249,8 @@ fn fmt_reply(r: &Reply) -> String {
         Reply::Acked => "acked".into(),
         Reply::Ticked => "ticked".into(),
         Reply::ConnectionsReset { count } => format!("reset count={count}"),
+        Reply::Banned { stored } => format!("banned stored={stored}"),
+        Reply::Unbanned { existed } => format!("unbanned existed={existed}"),
     }
 }
 
@@ -376,6 +402,16 @@ impl Harness {
                         .map(|(c, n, d)| format!("> {}", fmt_delivery(c, n, d))),
                 );
             }
+            "bans" => {
+                out.push(format!("bans {}", self.state.bans().count()));
+                out.extend(self.state.bans().map(|(t, b)| {
+                    format!(
+                        "> ban {} {} since={} until={} reason={:?}",
+                        t.kind, t.value, b.since_ms, b.until_ms, b.reason
+                    )
+                }));
+            }
+            "qbytes" => out.push(format!("queued_bytes={}", self.state.queued_bytes())),
             _ => return false,
         }
         true
@@ -393,7 +429,7 @@ impl Harness {
                 self.now = num(words[1]);
                 continue;
             }
-            if ["stats", "session", "transient"].contains(&words[0]) {
+            if ["stats", "session", "transient", "bans", "qbytes"].contains(&words[0]) {
                 if !ops.is_empty() {
                     self.apply(std::mem::take(&mut ops), &mut out);
                 }
@@ -529,4 +565,16 @@ macro_rules! scenarios {
     };
 }
 
-scenarios!(connect, qos1, qos2, retained, topics, shared, wills, expiry);
+scenarios!(
+    connect,
+    qos1,
+    qos2,
+    retained,
+    topics,
+    shared,
+    wills,
+    expiry,
+    bans,
+    queue_limits,
+    window,
+);

@@ -73,6 +73,9 @@ pub enum ApiError {
         reason: String,
         leader: Option<LeaderHint>,
     },
+    /// 422: a file the request made the node read does not parse (it keeps the old one).
+    #[error("{0}")]
+    InvalidFile(String),
     /// 503: the node cannot do it now (no quorum, Raft stopped).
     #[error("{0}")]
     Unavailable(String),
@@ -103,6 +106,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotLeader(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::InvalidFile(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NoToken | ApiError::NotReady { .. } | ApiError::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -200,6 +204,7 @@ mod tests {
             (ApiError::MethodNotAllowed, 405),
             (ApiError::NotLeader(None), 421),
             (ApiError::Conflict("x".into()), 409),
+            (ApiError::InvalidFile("x".into()), 422),
             (
                 ApiError::NotReady {
                     reason: "x".into(),

@@ -4,7 +4,8 @@
 //! # Wiring (main.rs)
 //! ```ignore
 //! let listener = bind(config.admin.listen_addr()?, "admin.listen").await?;
-//! let ctx = raftmq::admin::AdminContext::new(cluster.clone(), broker.metrics.clone(), &config);
+//! let ctx = raftmq::admin::AdminContext::new(cluster.clone(), broker.metrics.clone(), vip,
+//!     broker.auth.clone(), &config);
 //! let mut stop = broker.shutdown.clone();
 //! tokio::spawn(raftmq::admin::serve(listener, ctx, async move {
 //!     let _ = stop.wait_for(|s| *s).await;
@@ -44,6 +45,16 @@
 //!   a replicating majority (the change could not commit and every write would stall).
 //!   `force=true` skips both checks; the Raft operation is the same. Removing the leader
 //!   itself is allowed: it steps down once the change commits. Token.
+//! - `POST /auth/reload`: read the password and ACL files again (as SIGHUP does) on this
+//!   node only; connected clients stay. 200 `{"users": N, "acl_users": M}` (`null` for a
+//!   file not configured); 422 with the file, line and reason when a file does not parse,
+//!   and the previous files stay in force. Token.
+//! - `GET /bans`: the bans in force, `{"bans": [{"kind", "value", "reason", "since_ms",
+//!   "until_ms", "remaining_secs"}]}`; any node. Token.
+//! - `POST /bans` `{"kind": "clientid"|"ip"|"username", "value": "...", "secs": 600,
+//!   "reason": "..."}`: refuse that client id, source IP or username at CONNECT for `secs`
+//!   (replicated; replaces an existing ban of the same target). Leader only. Token.
+//! - `DELETE /bans/{kind}/{value}`: lift a ban (404 when there is none). Leader only. Token.
 //!
 //! - `GET /cluster/backup`: a consistent backup of the replicated state (sessions, queues,
 //!   retained messages; no membership) as `application/octet-stream` in the format of
@@ -56,7 +67,7 @@
 //! A leader that no quorum acknowledged within its lease answers 503: nothing could commit.
 //!
 //! # Authorization
-//! `Authorization: Bearer <admin.token>` on `/cluster/*`: missing 401 (with
+//! `Authorization: Bearer <admin.token>` on `/cluster/*` and `/auth/*`: missing 401 (with
 //! `WWW-Authenticate: Bearer`), wrong 403, compared in constant time. With `admin.token`
 //! empty, every `/cluster/*` route answers 503: there is no token to check against.
 
@@ -74,6 +85,7 @@ use axum::routing::{delete, get, post};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
+use crate::auth::Auth;
 use crate::cluster::{Cluster, ClusterStatus, MqttStatus, StatusTracker};
 use crate::config::Config;
 use crate::exporter::{Exporter, Sources};
@@ -92,6 +104,8 @@ pub struct AdminContext {
     pub lease: Duration,
     /// This node's VIP, to report whether it holds it.
     pub vip: VipHandle,
+    /// The password and ACL files, for `/auth/reload`.
+    pub auth: Arc<Auth>,
 }
 
 impl AdminContext {
@@ -99,6 +113,7 @@ impl AdminContext {
         cluster: Cluster,
         metrics: Arc<Metrics>,
         vip: VipHandle,
+        auth: Arc<Auth>,
         config: &Config,
     ) -> AdminContext {
         AdminContext {
@@ -107,6 +122,7 @@ impl AdminContext {
             token: config.admin.token.clone(),
             lease: Duration::from_millis(config.raft.lease_ms),
             vip,
+            auth,
         }
     }
 }
@@ -121,6 +137,7 @@ struct Shared {
     vip: VipHandle,
     exporter: Exporter,
     series: series::Series,
+    auth: Arc<Auth>,
 }
 
 type AppState = Arc<Shared>;
@@ -179,6 +196,7 @@ pub async fn serve(
         metrics: ctx.metrics,
         lease: ctx.lease,
         vip: ctx.vip,
+        auth: ctx.auth,
     });
     tokio::spawn(series::sample(Arc::downgrade(&state)));
     if let Err(e) = axum::serve(listener, router(state))
@@ -206,6 +224,9 @@ fn router(state: AppState) -> axum::Router {
             "/cluster/nodes/{id}",
             delete(routes::membership::remove_node),
         )
+        .route("/auth/reload", post(routes::auth::reload))
+        .route("/bans", get(routes::bans::list).post(routes::bans::add))
+        .route("/bans/{kind}/{value}", delete(routes::bans::lift))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)

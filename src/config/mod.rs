@@ -2,7 +2,9 @@
 //! Every error names the key it is about; `main` exits with status 2 on any of them.
 
 mod admin;
+mod auth;
 mod env;
+mod limits;
 pub mod peers;
 mod validate;
 mod vip;
@@ -16,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use admin::{is_host_port, AdminConfig};
+pub use auth::{Anonymous, AuthConfig};
 pub use env::apply_env;
+pub use limits::{ConnectionsConfig, FlappingConfig};
 pub use vip::{VipAddress, VipConfig, VipMode};
 
 /// The example file shipped in the repository, parsed by a test so it never drifts.
@@ -65,10 +69,13 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub tls: TlsConfig,
     pub limits: Limits,
+    pub connections: ConnectionsConfig,
+    pub flapping: FlappingConfig,
     pub raft: RaftConfig,
     pub sys: SysConfig,
     pub vip: VipConfig,
     pub admin: AdminConfig,
+    pub auth: AuthConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -122,6 +129,28 @@ pub struct Limits {
     pub max_pending_qos0: u32,
     /// Client ids longer than this are refused.
     pub max_client_id_len: usize,
+    /// Topic + payload bytes queued per session; with `max_queued_messages`, whichever
+    /// is reached first (Mosquitto: max_queued_bytes).
+    pub max_queued_bytes: u64,
+    /// Which message a full session queue drops: `drop_newest` (the one arriving, as
+    /// Mosquitto does) or `drop_oldest` (keep the latest values).
+    pub queue_policy: raftmq_raft::QueuePolicy,
+    /// Topic + payload bytes queued in all sessions together. From 90% of it new QoS 0
+    /// publishes are dropped; at it, new QoS 1/2 publishes are refused (5.0: 0x97).
+    pub max_queued_bytes_total: u64,
+    /// Subscriptions one session may hold; more are refused (5.0: 0x97, 3.1.1: 0x80).
+    pub max_subscriptions: u32,
+    /// Longest topic name or filter, in bytes.
+    pub max_topic_length: u32,
+    /// Most levels (`/`-separated parts) in a topic name or filter.
+    pub max_topic_levels: u32,
+    /// PUBLISH packets per second one connection may send; beyond it the broker stops
+    /// reading the socket until the rate allows (back-pressure, not a disconnect). 0 = none.
+    pub publish_rate: u32,
+    /// PUBLISH packets sent at once before `publish_rate` applies.
+    pub publish_burst: u32,
+    /// PUBLISH payload bytes per second per connection, enforced the same way. 0 = none.
+    pub publish_bytes_rate: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -179,10 +208,13 @@ impl Default for Config {
             mqtt: MqttConfig::default(),
             tls: TlsConfig::default(),
             limits: Limits::default(),
+            connections: ConnectionsConfig::default(),
+            flapping: FlappingConfig::default(),
             raft: RaftConfig::default(),
             sys: SysConfig::default(),
             vip: VipConfig::default(),
             admin: AdminConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -223,6 +255,15 @@ impl Default for Limits {
             max_queued_messages: 1000,
             max_pending_qos0: 1000,
             max_client_id_len: 256,
+            max_queued_bytes: 16 * 1024 * 1024,
+            queue_policy: raftmq_raft::QueuePolicy::DropNewest,
+            max_queued_bytes_total: 1024 * 1024 * 1024,
+            max_subscriptions: 1_000,
+            max_topic_length: 4_096,
+            max_topic_levels: 128,
+            publish_rate: 50_000,
+            publish_burst: 50_000,
+            publish_bytes_rate: 64 * 1024 * 1024,
         }
     }
 }

@@ -77,6 +77,9 @@ pub fn check(c: &Config) -> Result<(), ConfigError> {
             "must be between 1 and 65535",
         ));
     }
+    super::limits::validate_session_limits(l)?;
+    c.connections.validate()?;
+    c.flapping.validate()?;
     let r = &c.raft;
     if r.heartbeat_ms == 0 {
         return Err(ConfigError::invalid(
@@ -155,6 +158,7 @@ pub fn check(c: &Config) -> Result<(), ConfigError> {
         return Err(ConfigError::invalid("raft.tick_ms", "must be at least 1"));
     }
     c.vip.validate()?;
+    c.auth.validate(&c.tls.client_ca_file)?;
     c.admin.validate()
 }
 

@@ -1,5 +1,7 @@
-//! Accept loops. Each accepted socket gets its own task; a failed accept (e.g. out of file
-//! descriptors) is logged and retried after a short pause instead of ending the listener.
+//! Accept loops. Each accepted socket passes the door (`crate::limits::Door`: total, per-IP
+//! and per-IP rate limits) or is closed at once, before anything is allocated for it; an
+//! admitted one gets its own task. A failed accept (e.g. out of file descriptors) is logged
+//! and retried after a short pause instead of ending the listener.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,12 +14,15 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use super::{task, ws};
+use crate::auth::{certificate_identity, Transport};
 use crate::broker::Broker;
+use crate::limits::Ticket;
+use crate::metrics::Metrics;
 
 pub async fn serve_tcp(listener: TcpListener, broker: Arc<Broker>) {
     let b = broker.clone();
-    accept_loop(listener, broker, move |stream, peer| {
-        tokio::spawn(task::run(stream, peer, b.clone()));
+    accept_loop(listener, broker, move |stream, peer, ticket| {
+        tokio::spawn(task::run(stream, peer, Transport::Plain, ticket, b.clone()));
     })
     .await;
 }
@@ -25,12 +30,17 @@ pub async fn serve_tcp(listener: TcpListener, broker: Arc<Broker>) {
 pub async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, broker: Arc<Broker>) {
     let handshake_timeout = Duration::from_secs(broker.config.mqtt.connect_timeout_secs);
     let b = broker.clone();
-    accept_loop(listener, broker, move |stream, peer| {
+    accept_loop(listener, broker, move |stream, peer, ticket| {
         let acceptor = acceptor.clone();
         let broker = b.clone();
         tokio::spawn(async move {
             match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => task::run(tls, peer, broker).await,
+                Ok(Ok(tls)) => {
+                    let transport = Transport::Tls {
+                        identity: tls_identity(&tls),
+                    };
+                    task::run(tls, peer, transport, ticket, broker).await
+                }
                 Ok(Err(e)) => {
                     info!(
                         %peer,
@@ -40,6 +50,7 @@ pub async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, broker: Arc
                     );
                 }
                 Err(_) => {
+                    Metrics::add(&broker.metrics.connect_timeouts, 1);
                     info!(
                         %peer,
                         reason = "tls_handshake_timeout",
@@ -58,16 +69,21 @@ pub async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, broker: Arc
 pub async fn serve_ws(listener: TcpListener, tls: Option<TlsAcceptor>, broker: Arc<Broker>) {
     let handshake_timeout = Duration::from_secs(broker.config.mqtt.connect_timeout_secs);
     let b = broker.clone();
-    accept_loop(listener, broker, move |stream, peer| {
+    accept_loop(listener, broker, move |stream, peer, ticket| {
         let tls = tls.clone();
         let broker = b.clone();
         tokio::spawn(async move {
             let deadline = Instant::now() + handshake_timeout;
             match tls {
-                None => upgrade(stream, peer, broker, deadline).await,
+                None => upgrade(stream, peer, Transport::Plain, ticket, broker, deadline).await,
                 Some(acceptor) => {
                     match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => upgrade(tls, peer, broker, deadline).await,
+                        Ok(Ok(tls)) => {
+                            let transport = Transport::Tls {
+                                identity: tls_identity(&tls),
+                            };
+                            upgrade(tls, peer, transport, ticket, broker, deadline).await
+                        }
                         Ok(Err(e)) => {
                             info!(
                                 %peer,
@@ -77,6 +93,7 @@ pub async fn serve_ws(listener: TcpListener, tls: Option<TlsAcceptor>, broker: A
                             );
                         }
                         Err(_) => {
+                            Metrics::add(&broker.metrics.connect_timeouts, 1);
                             info!(
                                 %peer,
                                 reason = "tls_handshake_timeout",
@@ -91,13 +108,19 @@ pub async fn serve_ws(listener: TcpListener, tls: Option<TlsAcceptor>, broker: A
     .await;
 }
 
-async fn upgrade<S>(stream: S, peer: SocketAddr, broker: Arc<Broker>, deadline: Instant)
-where
+async fn upgrade<S>(
+    stream: S,
+    peer: SocketAddr,
+    transport: Transport,
+    ticket: Ticket,
+    broker: Arc<Broker>,
+    deadline: Instant,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let max_packet = broker.config.limits.max_packet_size;
     match tokio::time::timeout_at(deadline, ws::accept(stream, max_packet)).await {
-        Ok(Ok(ws)) => task::run(ws, peer, broker).await,
+        Ok(Ok(ws)) => task::run(ws, peer, transport, ticket, broker).await,
         Ok(Err(e)) => {
             info!(%peer, reason = "ws_upgrade_refused", detail = %e, "connection closed: WebSocket upgrade refused");
         }
@@ -107,12 +130,22 @@ where
     }
 }
 
+/// The client's certificate identity: rustls verified the chain against
+/// tls.client_ca_file, and the leaf names the client.
+fn tls_identity<S>(tls: &tokio_rustls::server::TlsStream<S>) -> Option<String> {
+    tls.get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|leaf| certificate_identity(leaf))
+}
+
 /// Accept until shutdown, handing each socket (Nagle off: MQTT packets are small and
 /// latency-bound) to `spawn`.
 async fn accept_loop(
     listener: TcpListener,
     broker: Arc<Broker>,
-    spawn: impl Fn(TcpStream, SocketAddr),
+    spawn: impl Fn(TcpStream, SocketAddr, Ticket),
 ) {
     let mut shutdown = broker.shutdown.clone();
     loop {
@@ -121,10 +154,14 @@ async fn accept_loop(
             _ = shutdown.changed() => return,
         };
         match accepted {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                spawn(stream, peer);
-            }
+            Ok((stream, peer)) => match broker.door.admit(peer.ip()) {
+                Ok(ticket) => {
+                    let _ = stream.set_nodelay(true);
+                    spawn(stream, peer, ticket);
+                }
+                // Closed unread: the door counted and logged it.
+                Err(_) => drop(stream),
+            },
             Err(e) => {
                 warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;

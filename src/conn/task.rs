@@ -12,8 +12,10 @@ use tokio::time::Instant;
 use tracing::{debug, info};
 
 use super::io::{Io, ReadError};
+use crate::auth::Transport;
 use crate::broker::Broker;
 use crate::codec::{reason, Codec, CodecError, ConnAck, Disconnect, Packet, Protocol};
+use crate::limits::{self, PublishThrottle, Ticket};
 use crate::metrics::Metrics;
 use crate::router::Mailbox;
 use crate::session::{self, Close, End, Pending, Session, Step};
@@ -21,8 +23,15 @@ use crate::session::{self, Close, End, Pending, Session, Step};
 /// Mailbox items written per wake-up before other work gets a turn.
 const MAILBOX_BATCH: usize = 256;
 
-pub async fn run<S>(stream: S, peer: SocketAddr, broker: Arc<Broker>)
-where
+/// Serves one connection. `ticket` is its place at the door (`crate::limits::Door`), held
+/// until it closes.
+pub async fn run<S>(
+    stream: S,
+    peer: SocketAddr,
+    transport: Transport,
+    mut ticket: Ticket,
+    broker: Arc<Broker>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let cfg = &broker.config;
@@ -31,6 +40,7 @@ where
     let deadline = Duration::from_secs(cfg.mqtt.connect_timeout_secs);
     let connect = match tokio::time::timeout(deadline, io.read_packet()).await {
         Err(_) => {
+            Metrics::add(&broker.metrics.connect_timeouts, 1);
             info!(
                 %peer,
                 reason = "connect_timeout",
@@ -60,19 +70,33 @@ where
     };
     let protocol = io.codec.protocol().unwrap_or(Protocol::V4);
     let client_id = connect.client_id.clone();
-    let accepted = match session::accept(&broker, *connect, protocol).await {
+    if let Err(refusal) =
+        limits::check_connect(&broker, &connect, peer.ip(), protocol, &mut ticket).await
+    {
+        broker.metrics.connects_refused.add(refusal.code);
+        // Limits log once per offender per interval themselves.
+        debug!(client = %client_id, %peer, ?protocol, reason = reason::name(refusal.code), detail = %refusal.why, "CONNECT refused at the door");
+        let ack = Packet::ConnAck(Box::new(ConnAck {
+            reason: refusal.code,
+            reason_string: (protocol == Protocol::V5).then_some(refusal.why),
+            ..ConnAck::default()
+        }));
+        if io.queue(&ack).is_ok() {
+            let _ = io.flush().await;
+        }
+        io.shutdown().await;
+        return;
+    }
+    let accepted = match session::accept(&broker, *connect, protocol, &transport).await {
         Ok(a) => a,
         Err(refused) => {
             let code = refused.code();
             broker.metrics.connects_refused.add(code);
-            info!(
-                client = %client_id,
-                %peer,
-                ?protocol,
-                reason = reason::name(code),
-                detail = %refused.why,
-                "CONNECT refused"
-            );
+            if refused.quiet {
+                debug!(client = %client_id, %peer, ?protocol, reason = reason::name(code), detail = %refused.why, "CONNECT refused");
+            } else {
+                info!(client = %client_id, %peer, ?protocol, reason = reason::name(code), detail = %refused.why, "CONNECT refused");
+            }
             if io.queue(&refused.connack).is_ok() {
                 let _ = io.flush().await;
             }
@@ -213,12 +237,22 @@ where
     // One more than the receive maximum, so that a 5.0 client that publishes beyond it
     // without waiting for acks is read and told so (0x93), not just slowed down.
     let max_pending = usize::from(broker.config.mqtt.receive_maximum) + 1;
+    // The publish rate: over it, nothing more is read (buffered or from the socket) until
+    // `paused_until`; everything else (deliveries, acks, keepalive) goes on.
+    let mut throttle = PublishThrottle::new(&broker.config.limits, Instant::now());
+    let mut paused_until: Option<Instant> = None;
 
     loop {
-        while pending.len() < max_pending {
+        while pending.len() < max_pending && paused_until.is_none() {
             match io.next_buffered() {
                 Ok(Some(packet)) => {
                     deadline = keepalive.map(|k| Instant::now() + k);
+                    if let (Packet::Publish(p), Some(t)) = (&packet, &mut throttle) {
+                        paused_until = t.charge(p.payload.len(), Instant::now());
+                        if paused_until.is_some() {
+                            Metrics::add(&broker.metrics.publish_throttled, 1);
+                        }
+                    }
                     match session.handle(packet) {
                         Ok(Step::Nothing) => {}
                         Ok(Step::Send(packets)) => {
@@ -241,7 +275,11 @@ where
         }
         let keepalive_at = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
         tokio::select! {
-            r = io.fill(), if pending.len() < max_pending => {
+            _ = tokio::time::sleep_until(paused_until.unwrap_or(keepalive_at)), if paused_until.is_some() => {
+                paused_until = None;
+                deadline = keepalive.map(|k| Instant::now() + k);
+            }
+            r = io.fill(), if pending.len() < max_pending && paused_until.is_none() => {
                 if let Err(e) = r {
                     return read_close(e);
                 }
@@ -270,7 +308,8 @@ where
                     }
                 }
             }
-            _ = tokio::time::sleep_until(keepalive_at), if deadline.is_some() => {
+            // Not while paused: the client's packets (PINGREQ too) wait unread meanwhile.
+            _ = tokio::time::sleep_until(keepalive_at), if deadline.is_some() && paused_until.is_none() => {
                 return Close::error(reason::KEEP_ALIVE_TIMEOUT, "keepalive timeout");
             }
             _ = active.changed() => {

@@ -97,6 +97,39 @@ pub enum CtlCommand {
         #[arg(long)]
         force: bool,
     },
+    /// List, add or lift bans (client ids, source IPs, usernames refused at CONNECT).
+    Bans {
+        #[command(subcommand)]
+        action: BansCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BansCommand {
+    /// The bans in force.
+    List {
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refuse a client id, source IP or username at CONNECT for a while.
+    Add {
+        #[arg(value_parser = ["clientid", "ip", "username"])]
+        kind: String,
+        value: String,
+        /// How long, in seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 3600)]
+        secs: u64,
+        /// Why (shown in listings and to refused 5.0 clients).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Lift a ban before it runs out.
+    Lift {
+        #[arg(value_parser = ["clientid", "ip", "username"])]
+        kind: String,
+        value: String,
+    },
 }
 
 #[derive(Debug, Error)]
@@ -191,6 +224,7 @@ async fn execute(args: &CtlArgs) -> Result<String, CtlError> {
             format!("/cluster/voters?{wait}"),
             Some(json!({ "remove": [id] })),
         ),
+        CtlCommand::Bans { action } => return bans(&api, &base, action).await,
         CtlCommand::Remove { id, force } => {
             let force = if *force { "&force=true" } else { "" };
             (
@@ -200,7 +234,19 @@ async fn execute(args: &CtlArgs) -> Result<String, CtlError> {
             )
         }
     };
-    let answer = match api.call(&base, method.clone(), &path, body.clone()).await {
+    let answer = write(&api, &base, method, &path, body).await?;
+    Ok(render_change(&answer))
+}
+
+/// A write: sent to `base`, and once more to the leader a 421 names.
+async fn write(
+    api: &Api,
+    base: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, CtlError> {
+    match api.call(base, method.clone(), path, body.clone()).await {
         Err(CtlError::Server {
             status: StatusCode::MISDIRECTED_REQUEST,
             leader: Some(leader),
@@ -211,11 +257,80 @@ async fn execute(args: &CtlArgs) -> Result<String, CtlError> {
                 "raftmq ctl: {base} is not the leader; sending to node {} at {leader_base}",
                 leader.id
             );
-            api.call(&leader_base, method, &path, body).await?
+            api.call(&leader_base, method, path, body).await
         }
-        other => other?,
-    };
-    Ok(render_change(&answer))
+        other => other,
+    }
+}
+
+async fn bans(api: &Api, base: &str, action: &BansCommand) -> Result<String, CtlError> {
+    match action {
+        BansCommand::List { json } => {
+            let answer = api.call(base, Method::GET, "/bans", None).await?;
+            if *json {
+                return Ok(format!("{answer:#}\n"));
+            }
+            Ok(render_bans(&answer))
+        }
+        BansCommand::Add {
+            kind,
+            value,
+            secs,
+            reason,
+        } => {
+            let body = json!({ "kind": kind, "value": value, "secs": secs, "reason": reason });
+            let answer = write(api, base, Method::POST, "/bans", Some(body)).await?;
+            Ok(format!(
+                "banned {} {} for {} s\n",
+                answer["kind"].as_str().unwrap_or(kind),
+                answer["value"].as_str().unwrap_or(value),
+                answer["remaining_secs"].as_u64().unwrap_or(*secs)
+            ))
+        }
+        BansCommand::Lift { kind, value } => {
+            let path = format!("/bans/{kind}/{}", path_segment(value));
+            let answer = write(api, base, Method::DELETE, &path, None).await?;
+            Ok(format!(
+                "{}\n",
+                answer["message"].as_str().unwrap_or("lifted")
+            ))
+        }
+    }
+}
+
+fn render_bans(answer: &Value) -> String {
+    let bans = answer["bans"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if bans.is_empty() {
+        return "no bans\n".to_owned();
+    }
+    let mut out = format!("{:<9} {:<30} {:>9}  REASON\n", "KIND", "VALUE", "LEFT (s)");
+    for b in bans {
+        let _ = writeln!(
+            out,
+            "{:<9} {:<30} {:>9}  {}",
+            b["kind"].as_str().unwrap_or("?"),
+            b["value"].as_str().unwrap_or("?"),
+            b["remaining_secs"].as_u64().unwrap_or(0),
+            b["reason"].as_str().unwrap_or("")
+        );
+    }
+    out
+}
+
+/// Percent-encodes a path segment (client ids may hold `/`, spaces, anything UTF-8).
+fn path_segment(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for b in raw.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
 }
 
 struct Api {

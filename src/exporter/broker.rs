@@ -28,6 +28,83 @@ const COUNTERS: &[(&str, &str, Field<AtomicU64>)] = &[
          client's maximum packet size",
         |m| &m.publish_dropped,
     ),
+    (
+        "auth_reload_failures",
+        "password/ACL file reloads that failed (the previous files stay in force)",
+        |m| &m.auth_reload_failures,
+    ),
+    ("flapping_bans", "bans set by flapping detection", |m| {
+        &m.flapping_bans
+    }),
+    (
+        "publish_throttled",
+        "times a connection's reads were paused by its publish rate",
+        |m| &m.publish_throttled,
+    ),
+    (
+        "subscriptions_refused",
+        "SUBSCRIBE filters refused by limits.max_subscriptions",
+        |m| &m.subscriptions_refused,
+    ),
+    (
+        "topics_refused",
+        "topics or filters over limits.max_topic_length or max_topic_levels",
+        |m| &m.topics_refused,
+    ),
+    (
+        "shed_qos0",
+        "QoS 0 publishes dropped near limits.max_queued_bytes_total",
+        |m| &m.shed_qos0,
+    ),
+    (
+        "shed_qos12",
+        "QoS 1/2 publishes refused at limits.max_queued_bytes_total",
+        |m| &m.shed_qos12,
+    ),
+];
+
+/// Counters with one label: (name without `_total`, help, label, [(value, field)]).
+type Family = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, Field<AtomicU64>)],
+);
+const FAMILIES: &[Family] = &[
+    (
+        "auth_failures",
+        "CONNECTs refused by authentication, by reason",
+        "reason",
+        &[
+            ("bad_credentials", |m| &m.auth_bad_credentials),
+            ("not_authorized", |m| &m.auth_not_authorized),
+            ("rate_limited", |m| &m.auth_rate_limited),
+        ],
+    ),
+    (
+        "acl_denied",
+        "actions refused by the ACL file, by action",
+        "action",
+        &[
+            ("publish", |m| &m.acl_denied_publish),
+            ("subscribe", |m| &m.acl_denied_subscribe),
+            ("deliver", |m| &m.acl_denied_deliver),
+            ("will", |m| &m.acl_denied_will),
+        ],
+    ),
+    (
+        "door_refused",
+        "connections refused at the door, by limit",
+        "limit",
+        &[
+            ("max", |m| &m.door_refused_total),
+            ("max_per_ip", |m| &m.door_refused_per_ip),
+            ("rate_per_ip", |m| &m.door_refused_rate),
+            ("max_per_username", |m| &m.door_refused_username),
+            ("connect_timeout", |m| &m.connect_timeouts),
+            ("banned", |m| &m.banned_refused),
+        ],
+    ),
 ];
 
 /// Plain gauges, the same way.
@@ -151,6 +228,16 @@ impl Collector for BrokerCollector {
                 .zip(&m.disconnects)
                 .map(|(r, n)| (r.as_str().to_owned(), Metrics::get(n))),
         )?;
+        for (name, help, label, fields) in FAMILIES {
+            labelled(
+                &mut e,
+                (name, help, None, MetricType::Counter),
+                label,
+                fields
+                    .iter()
+                    .map(|(value, field)| (value.to_string(), Metrics::get(field(m)))),
+            )?;
+        }
         for (name, help, unit, field) in BY_QOS {
             labelled(
                 &mut e,

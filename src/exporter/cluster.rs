@@ -71,6 +71,7 @@ const STATE: &[(&str, &str, Option<Unit>, Total)] = &[
         None,
         |s| s.inflight_messages,
     ),
+    ("bans", "bans in force (replicated)", None, |s| s.bans),
 ];
 
 /// Counters of the replicated state (since the log began): (name without `_total`, help,

@@ -1,13 +1,18 @@
-//! CONNECT: validate, take the session over through Raft, answer CONNACK.
+//! CONNECT: validate, authenticate, take the session over through Raft, answer CONNACK.
+//! Credentials are checked before anything is proposed: a refused client touches no
+//! session state.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use raftmq_raft::{ClientId, Connect as ConnectOp, Op, Reply};
+use tracing::info;
 
 use super::{props, Session};
+use crate::auth::{Access, Refusal, Transport};
 use crate::broker::Broker;
 use crate::codec::{reason, ConnAck, Connect, Packet, Protocol};
+use crate::metrics::Metrics;
 use crate::router::Mailbox;
 
 /// A session accepted: CONNACK to send, then serve with the mailbox.
@@ -22,6 +27,9 @@ pub struct Accepted {
 pub struct Refused {
     pub connack: Packet,
     pub why: String,
+    /// Already logged where it was decided (the auth rate limit logs once per offender
+    /// per interval): the connection logs it at debug level only.
+    pub quiet: bool,
 }
 
 impl Refused {
@@ -44,6 +52,33 @@ fn refuse(code: u8, why: impl Into<String>, protocol: Protocol) -> Refused {
             ..ConnAck::default()
         })),
         why,
+        quiet: false,
+    }
+}
+
+/// The CONNACK for a failed authentication.
+fn refuse_auth(refusal: Refusal, protocol: Protocol) -> Refused {
+    match refusal {
+        Refusal::BadCredentials => refuse(
+            reason::BAD_USERNAME_OR_PASSWORD,
+            "bad username or password",
+            protocol,
+        ),
+        Refusal::NotAuthorized(why) => refuse(reason::NOT_AUTHORIZED, why, protocol),
+        Refusal::RateLimited => {
+            let code = match protocol {
+                Protocol::V4 => reason::BAD_USERNAME_OR_PASSWORD,
+                Protocol::V5 => reason::QUOTA_EXCEEDED,
+            };
+            Refused {
+                quiet: true,
+                ..refuse(
+                    code,
+                    "too many authentication attempts for this username",
+                    protocol,
+                )
+            }
+        }
     }
 }
 
@@ -62,6 +97,7 @@ fn not_active(broker: &Broker, protocol: Protocol) -> Refused {
                     ..ConnAck::default()
                 })),
                 why,
+                quiet: false,
             }
         }
         _ => refuse(
@@ -78,6 +114,7 @@ pub async fn accept(
     broker: &Arc<Broker>,
     c: Connect,
     protocol: Protocol,
+    transport: &Transport,
 ) -> Result<Accepted, Refused> {
     let cfg = &broker.config;
     let conn = broker.next_conn_id();
@@ -115,6 +152,22 @@ pub async fn accept(
     if !broker.cluster.is_active() {
         return Err(not_active(broker, protocol));
     }
+    let username = broker
+        .auth
+        .authenticate(c.username.as_deref(), c.password.as_deref(), transport)
+        .map_err(|r| refuse_auth(r, protocol))?;
+    let mut acl = broker.auth.view(username.clone(), &client_id);
+    // Mosquitto checks a will against the ACL when it fires; wills fire inside the
+    // replicated state machine here, which knows no ACLs, so the check happens now and a
+    // will the client may not publish is never stored. The connection itself goes ahead.
+    let will = match c.will {
+        Some(w) if !broker.auth.allows(&mut acl, &w.topic, Access::Write) => {
+            Metrics::add(&broker.metrics.acl_denied_will, 1);
+            info!(client = %client_id, username = ?username, topic = %w.topic, "will not stored: the ACL denies publishing to its topic");
+            None
+        }
+        w => w,
+    };
 
     let session_expiry = match protocol {
         Protocol::V5 => c.session_expiry.unwrap_or(0),
@@ -126,8 +179,7 @@ pub async fn accept(
     let client_max_packet = c.maximum_packet_size;
     let now = crate::clock::now_ms();
     let client = ClientId(client_id);
-    let will = c
-        .will
+    let will = will
         .as_ref()
         .map(|w| props::will_to_stored(w, &client, now));
     let op = Op::Connect(ConnectOp {
@@ -138,6 +190,8 @@ pub async fn accept(
         receive_maximum,
         maximum_packet_size: client_max_packet,
         max_queued: cfg.limits.max_queued_messages,
+        max_queued_bytes: cfg.limits.max_queued_bytes,
+        queue_policy: cfg.limits.queue_policy,
         will,
         protocol: match protocol {
             Protocol::V4 => 4,
@@ -206,6 +260,8 @@ pub async fn accept(
         alias_out_max: c.topic_alias_maximum.unwrap_or(0),
         inbound_open: 0,
         inbound_qos2: BTreeSet::new(),
+        acl,
+        acl_dropped: BTreeSet::new(),
     };
     Ok(Accepted {
         session,

@@ -1,11 +1,13 @@
 //! Outbound PUBLISH and PUBREL from the router: topic aliases towards the client, the
-//! remaining message expiry, and the client's maximum packet size.
+//! remaining message expiry, the client's maximum packet size, and the ACL's read check
+//! (retained messages included).
 
 use std::sync::atomic::Ordering;
 
-use raftmq_raft::{Delivery, QoS, TopicAlias};
+use raftmq_raft::{Ack as StoredAck, AckKind, Delivery, Op, QoS, TopicAlias};
 
 use super::{props, Close, Session};
+use crate::auth::Access;
 use crate::codec::{Ack, Packet, Protocol, Publish};
 use crate::metrics::Metrics;
 use crate::router::{Mailbox, Outbound};
@@ -18,8 +20,17 @@ impl Session {
                 if d.qos == QoS::AtMostOnce {
                     mailbox.pending_qos0.fetch_sub(1, Ordering::Relaxed);
                 }
+                if !self
+                    .broker
+                    .auth
+                    .allows(&mut self.acl, &d.message.topic, Access::Read)
+                {
+                    self.acl_drop(&d);
+                    return Ok(None);
+                }
                 Ok(self.publish_for(d))
             }
+            Outbound::PubRel(packet_id) if self.acl_dropped.remove(&packet_id) => Ok(None),
             Outbound::PubRel(packet_id) => Ok(Some(Packet::PubRel(Ack {
                 packet_id,
                 ..Ack::default()
@@ -30,6 +41,37 @@ impl Session {
                 end: super::End::Abandon,
             }),
         }
+    }
+
+    /// A delivery the client may not read is not sent. The state machine placed a QoS 1/2
+    /// one in the session's in-flight window, so it is acknowledged on the client's behalf
+    /// (QoS 2: PUBREC and PUBCOMP at once; the PUBREL this causes is not sent either).
+    fn acl_drop(&mut self, d: &Delivery) {
+        Metrics::add(&self.broker.metrics.acl_denied_deliver, 1);
+        let Some(packet_id) = d.packet_id else {
+            return;
+        };
+        let ack = |kind| StoredAck {
+            client: self.client.clone(),
+            conn: self.conn,
+            packet_id,
+            kind,
+        };
+        let acks = match d.qos {
+            QoS::AtMostOnce => return,
+            QoS::AtLeastOnce => vec![ack(AckKind::PubAck)],
+            QoS::ExactlyOnce => {
+                self.acl_dropped.insert(packet_id);
+                vec![ack(AckKind::PubRec), ack(AckKind::PubComp)]
+            }
+        };
+        let cluster = self.broker.cluster.clone();
+        // Not awaited: acks of this connection are ordered by nothing else, and one that
+        // does not commit leaves the message in flight, redelivered (and dropped again)
+        // on the next connection, as an unacked delivery would be.
+        tokio::spawn(async move {
+            let _ = cluster.propose(Op::Acks(acks)).await;
+        });
     }
 
     fn publish_for(&mut self, d: Delivery) -> Option<Packet> {

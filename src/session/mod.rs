@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use raftmq_raft::{Ack, AckKind, ClientId, ConnId, Op, PacketId, Reply};
 
+use crate::auth::AclView;
 use crate::broker::Broker;
 use crate::cluster::{Cluster, ClusterError};
 use crate::codec::{self, reason, Packet, Protocol};
@@ -159,6 +160,11 @@ pub struct Session {
     inbound_open: usize,
     /// Inbound QoS 2 packet ids between PUBLISH and PUBCOMP, as this connection saw them.
     inbound_qos2: BTreeSet<PacketId>,
+    /// What the ACL file lets this client do.
+    acl: AclView,
+    /// Outbound QoS 2 deliveries the ACL kept from the client and acked for it: their
+    /// PUBREL is not sent either.
+    acl_dropped: BTreeSet<PacketId>,
 }
 
 impl Session {

@@ -1,5 +1,6 @@
 //! Inbound PUBLISH and PUBREL. QoS 1/2 and retained publishes are proposed and acked only
 //! after commit; QoS 0 non-retained publishes are routed in memory by the active node.
+//! A publish the ACL denies is never proposed (see `refuse_publish`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -7,13 +8,19 @@ use std::time::Instant;
 use raftmq_raft::{Op, PacketId, QoS, Reply};
 
 use super::{propose, props, Close, Session, Step};
+use crate::auth::Access;
 use crate::codec::{self, reason, Ack, Packet, Protocol, Publish};
+use crate::limits;
 use crate::metrics::Metrics;
 
 impl Session {
     pub(super) fn on_publish(&mut self, p: Publish) -> Result<Step, Close> {
         let topic = self.resolve_alias(&p)?;
         let cfg = &self.broker.config;
+        if let Err(why) = limits::check_topic(&topic, &cfg.limits) {
+            Metrics::add(&self.broker.metrics.topics_refused, 1);
+            return Err(Close::error(reason::TOPIC_NAME_INVALID, why));
+        }
         if p.retain && !cfg.mqtt.retain_available {
             return Err(Close::error(
                 reason::RETAIN_NOT_SUPPORTED,
@@ -26,6 +33,17 @@ impl Session {
             &metrics.bytes_received[p.qos as usize],
             p.payload.len() as u64,
         );
+        if !self
+            .broker
+            .auth
+            .allows(&mut self.acl, &topic, Access::Write)
+        {
+            Metrics::add(&metrics.acl_denied_publish, 1);
+            return Ok(self.refuse_publish(p.qos, p.packet_id));
+        }
+        if limits::shed(p.qos, &cfg.limits, metrics) {
+            return self.shed_publish(p.qos, p.packet_id);
+        }
         let now = crate::clock::now_ms();
         let read_at = Instant::now();
         let message = props::message(
@@ -103,6 +121,66 @@ impl Session {
                 }
             }])
         })))
+    }
+
+    /// A PUBLISH over the global queued-bytes cap: QoS 0 is dropped; QoS 1/2 is refused
+    /// with 0x97 Quota exceeded (5.0). 3.1.1 cannot refuse and must not be acked for what
+    /// was not stored, so the connection closes and the client resends after reconnecting.
+    fn shed_publish(&mut self, qos: QoS, packet_id: Option<PacketId>) -> Result<Step, Close> {
+        let Some(packet_id) = packet_id.filter(|_| qos != QoS::AtMostOnce) else {
+            return Ok(Step::Nothing);
+        };
+        if self.protocol == Protocol::V4 {
+            return Err(Close::error(
+                reason::QUOTA_EXCEEDED,
+                "queued bytes over limits.max_queued_bytes_total",
+            ));
+        }
+        let ack = Ack {
+            packet_id,
+            reason: reason::QUOTA_EXCEEDED,
+            reason_string: self.reason_string("broker queues full; retry later"),
+        };
+        // Nothing was proposed: an error PUBREC ends a QoS 2 flow. `sent` closes the
+        // accounting of a PUBACK, as for an accepted publish.
+        if qos == QoS::ExactlyOnce {
+            return Ok(Step::Send(vec![Packet::PubRec(ack)]));
+        }
+        self.inbound_open += 1;
+        Ok(Step::Send(vec![Packet::PubAck(ack)]))
+    }
+
+    /// A PUBLISH the ACL denies is dropped. As Mosquitto does, 3.1.1 still completes the
+    /// QoS flow as if it had been accepted (3.1.1 has no way to say no); 5.0 answers
+    /// PUBACK or PUBREC with 0x87 Not authorized, which ends a QoS 2 flow.
+    fn refuse_publish(&mut self, qos: QoS, packet_id: Option<PacketId>) -> Step {
+        let Some(packet_id) = packet_id.filter(|_| qos != QoS::AtMostOnce) else {
+            return Step::Nothing;
+        };
+        let v5 = self.protocol == Protocol::V5;
+        let ack = Ack {
+            packet_id,
+            reason: if v5 {
+                reason::NOT_AUTHORIZED
+            } else {
+                reason::SUCCESS
+            },
+            reason_string: self.reason_string("not authorized by the ACL"),
+        };
+        // `sent` closes the accounting of what is acked here, as for an accepted publish.
+        match qos {
+            QoS::ExactlyOnce if v5 => Step::Send(vec![Packet::PubRec(ack)]),
+            QoS::ExactlyOnce => {
+                if self.inbound_qos2.insert(packet_id) {
+                    self.inbound_open += 1;
+                }
+                Step::Send(vec![Packet::PubRec(ack)])
+            }
+            _ => {
+                self.inbound_open += 1;
+                Step::Send(vec![Packet::PubAck(ack)])
+            }
+        }
     }
 
     pub(super) fn on_pubrel(&mut self, packet_id: PacketId) -> Step {

@@ -41,6 +41,8 @@ fn connect(client: &str, seq: u64) -> Op {
         receive_maximum: 10,
         maximum_packet_size: None,
         max_queued: 100,
+        max_queued_bytes: u64::MAX,
+        queue_policy: raftmq_raft::QueuePolicy::DropNewest,
         will: None,
         protocol: 5,
     })

@@ -252,6 +252,11 @@ fn spawn(
         .env("NO_COLOR", "1")
         // Tests run in parallel: no broker may take the default admin port (8081).
         .env("RAFTMQ_ADMIN_LISTEN", "127.0.0.1:0")
+        // Every test connects from loopback, often and with reused client ids: exempt it from
+        // the door's per-IP limits and flapping bans; tests/limits.rs and tests/bans.rs turn
+        // them back on (their `env` comes after these and wins).
+        .env("RAFTMQ_CONNECTIONS_ALLOW", "127.0.0.0/8")
+        .env("RAFTMQ_FLAPPING_ENABLED", "false")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (k, v) in env {

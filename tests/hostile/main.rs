@@ -11,12 +11,14 @@
 //! - `packets`: bad packets after CONNECT: types, flags, sizes, topics, filters.
 //! - `session`: topic aliases, the receive maximum, clean and unclean ends and the will.
 //! - `abuse`: truncated packets, slowloris, a connection storm, random garbage.
+//! - `corpus`: the `corpus/*.hex` files, one attack and its expected answer each.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod abuse;
 mod connect;
+mod corpus;
 mod packets;
 mod session;
 

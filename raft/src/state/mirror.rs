@@ -11,6 +11,7 @@
 //! - `u/<len u32be><client><filter>`: one subscription's options.
 //! - `o/<len u32be><client><seq u64be>`: one outbound entry, in flight or queued.
 //! - `i/<len u32be><client><packet id u16be>`: an inbound QoS 2 packet id awaiting PUBREL.
+//! - `b/<kind byte><value>`: a ban (kind `c` client id, `i` IP, `u` user name).
 //!
 //! Values are bincode 2 (`config::standard()`) with serde.
 
@@ -19,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::ban::{BanKind, BanTarget};
 use crate::error::RaftError;
 use crate::ids::{ClientId, MessageId, PacketId};
 use crate::message::{Message, SubOptions};
@@ -39,6 +41,7 @@ pub(crate) enum Key {
     Sub(ClientId, String),
     Out(ClientId, u64),
     Inbound(ClientId, PacketId),
+    Ban(BanTarget),
 }
 
 /// Keys changed since the last `take_dirty`.
@@ -82,6 +85,7 @@ impl Key {
             Key::Sub(c, f) => [client_prefixed(b"u/", c), f.as_bytes().to_vec()].concat(),
             Key::Out(c, seq) => [client_prefixed(b"o/", c), seq.to_be_bytes().to_vec()].concat(),
             Key::Inbound(c, p) => [client_prefixed(b"i/", c), p.0.to_be_bytes().to_vec()].concat(),
+            Key::Ban(t) => [b"b/".as_slice(), &[t.kind.tag()], t.value.as_bytes()].concat(),
         }
     }
 }
@@ -153,6 +157,7 @@ impl State {
                 .inbound_qos2
                 .contains(p)
                 .then(|| encode(&())),
+            Key::Ban(t) => self.bans.get(t).map(encode),
         }
     }
 
@@ -172,6 +177,7 @@ impl State {
         keys.extend(self.share_counters.keys().cloned().map(Key::ShareCounter));
         keys.extend(self.store.messages.keys().copied().map(Key::Message));
         keys.extend(self.retained.keys().cloned().map(Key::Retained));
+        keys.extend(self.bans.keys().cloned().map(Key::Ban));
         let mut dirty = Dirty::default();
         for (client, s) in &self.sessions {
             s.mark_all(client, &mut dirty);
@@ -249,6 +255,18 @@ impl State {
                     let pid = PacketId(u16::from_be_bytes(fixed(k, pid)?));
                     parts.entry(client).or_default().inbound.insert(pid);
                 }
+                b"b/" => {
+                    let (&tag, value_bytes) = rest
+                        .split_first()
+                        .ok_or_else(|| corrupt(format!("ban key without a kind {k:?}")))?;
+                    let kind = BanKind::from_tag(tag)
+                        .ok_or_else(|| corrupt(format!("unknown ban kind in key {k:?}")))?;
+                    let target = BanTarget {
+                        kind,
+                        value: utf8(k, value_bytes)?,
+                    };
+                    state.bans.insert(target, decode(k, &value)?);
+                }
                 _ => return Err(corrupt(format!("unknown key {k:?}"))),
             }
         }
@@ -288,7 +306,7 @@ impl Parts {
                 OutboundEntry::Inflight(e) if e.out.seq == seq && session.queue.is_empty() => {
                     session.inflight.push_back(e)
                 }
-                OutboundEntry::Queued(q) if q.seq == seq => session.queue.push_back(q),
+                OutboundEntry::Queued(q) if q.seq == seq => session.enqueue(q),
                 _ => {
                     return Err(corrupt(format!(
                         "outbound entry {seq} of {client} out of order"

@@ -15,12 +15,14 @@
 //! - `subscribe`: SUBSCRIBE / UNSUBSCRIBE and retained messages on subscribe.
 //! - `retained`: the retained map and message expiry.
 //! - `will`: wills, the timers of offline sessions, `Tick`.
+//! - `bans`: bans set, lifted and expired; lookups for the door.
 //! - `store`: messages stored once, reference counted.
 //! - `topic`: topic name and filter validation, `$share` parsing, one-filter matching.
 //! - `trie`: the subscription index (derived, rebuilt on load).
 //! - `mirror`: the key/value form for the storage mirror, dirty tracking.
 //! - `snapshot`: canonical snapshot bytes, rebuilding derived parts.
 
+mod bans;
 mod connection;
 mod mirror;
 mod outbound;
@@ -40,13 +42,15 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ban::{Ban, BanKind, BanTarget};
 use crate::command::{Command, Op};
 use crate::effect::{Delivery, Effect};
 use crate::error::RaftError;
-use crate::ids::{ClientId, ConnId, MessageId};
+use crate::ids::{ClientId, ConnId, MessageId, PacketId};
 use crate::message::Message;
 use crate::response::{Reply, Response};
 
+use bans::BanExpiry;
 use mirror::{Dirty, Key};
 use session::Session;
 use store::Store;
@@ -80,6 +84,7 @@ pub struct Stats {
     /// QoS 1/2 deliveries (and replicated QoS 0 ones) not made because the message is larger
     /// than the subscriber's 5.0 maximum packet size (counted since the log began).
     pub dropped_too_large: u64,
+    pub bans: u64,
 }
 
 /// One write to the state-machine mirror: `value == None` deletes the key.
@@ -108,6 +113,8 @@ pub struct SessionInfo<'a> {
     pub conn: Option<ConnId>,
     pub protocol: u8,
     pub expiry_secs: u32,
+    /// The in-flight window of the connection that last connected (0 acts as 1).
+    pub receive_maximum: u16,
     pub subscriptions: usize,
     pub inflight: usize,
     pub queued: usize,
@@ -139,6 +146,10 @@ pub struct State {
     share_counters: BTreeMap<String, u64>,
     store: Store,
     totals: Totals,
+    /// Who may not connect, until when.
+    bans: BTreeMap<BanTarget, Ban>,
+    #[serde(skip)]
+    ban_expiry: BanExpiry,
     #[serde(skip)]
     trie: SubTrie,
     #[serde(skip)]
@@ -230,6 +241,12 @@ impl State {
                 Reply::Ticked
             }
             Op::ResetConnections => self.reset_connections(now_ms, effects),
+            Op::Ban {
+                target,
+                until_ms,
+                reason,
+            } => self.ban(target, *until_ms, reason, now_ms),
+            Op::Unban { target } => self.unban(target),
         }
     }
 
@@ -248,6 +265,7 @@ impl State {
             dropped_queue_full: self.totals.dropped_queue_full,
             expired_messages: self.totals.expired_messages,
             dropped_too_large: self.totals.dropped_too_large,
+            bans: self.bans.len() as u64,
             ..Stats::default()
         };
         for (client, s) in &self.sessions {
@@ -262,15 +280,38 @@ impl State {
                 .sum::<u64>()
                 + s.subscriptions.len() as u64 * SUBSCRIPTION_OVERHEAD_BYTES;
             stats.queued_messages += s.queue.len() as u64;
-            stats.queued_bytes += s
-                .queue
-                .iter()
-                .filter_map(|q| self.store.messages.get(&q.message))
-                .map(|m| (m.topic.len() + m.payload.len()) as u64)
-                .sum::<u64>();
             stats.inflight_messages += s.inflight.len() as u64;
+            stats.queued_bytes += s.queued_bytes;
         }
         stats
+    }
+
+    /// The ban on `kind`/`value` in force at `now_ms` (a ban past its end that no `Tick`
+    /// has removed yet no longer counts).
+    pub fn banned(&self, kind: BanKind, value: &str, now_ms: u64) -> Option<&Ban> {
+        let target = BanTarget {
+            kind,
+            value: value.to_owned(),
+        };
+        self.bans.get(&target).filter(|b| b.active(now_ms))
+    }
+
+    /// Every stored ban, by kind then value.
+    pub fn bans(&self) -> impl Iterator<Item = (&BanTarget, &Ban)> + '_ {
+        self.bans.iter()
+    }
+
+    /// How many topic + payload bytes wait in session queues, all sessions together; walks
+    /// every session.
+    pub fn queued_bytes(&self) -> u64 {
+        self.sessions.values().map(|s| s.queued_bytes).sum()
+    }
+
+    /// How many subscriptions `client` holds, and whether `filter` is one of them.
+    pub fn subscriptions_of(&self, client: &ClientId, filter: &str) -> (usize, bool) {
+        self.sessions.get(client).map_or((0, false), |s| {
+            (s.subscriptions.len(), s.subscriptions.contains_key(filter))
+        })
     }
 
     /// The connection that owns `client`'s session, while it is online.
@@ -290,10 +331,20 @@ impl State {
             conn: s.core.conn,
             protocol: s.core.protocol,
             expiry_secs: s.core.expiry_secs,
+            receive_maximum: s.core.receive_maximum,
             subscriptions: s.subscriptions.len(),
             inflight: s.inflight.len(),
             queued: s.queue.len(),
         })
+    }
+
+    /// The packet ids of `client`'s in-flight deliveries, oldest first (for invariant
+    /// checks: the fuzzer, tests).
+    pub fn inflight_ids(&self, client: &ClientId) -> Vec<PacketId> {
+        self.sessions
+            .get(client)
+            .map(|s| s.inflight.iter().map(|e| e.packet_id).collect())
+            .unwrap_or_default()
     }
 
     /// The mirror writes caused by everything applied since the last call.

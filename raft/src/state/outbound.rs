@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use crate::command::AckKind;
+use crate::command::{AckKind, QueuePolicy};
 use crate::effect::{Delivery, Effect};
-use crate::ids::{ClientId, PacketId};
+use crate::ids::{ClientId, ConnId, PacketId};
 use crate::message::{Message, QoS, TopicAlias};
 
 use super::mirror::Key;
@@ -79,23 +79,57 @@ impl Session {
         let send_now = self.core.conn.is_some()
             && self.queue.is_empty()
             && self.inflight.len() < self.window();
-        if !send_now && self.queue.len() as u64 >= u64::from(self.core.max_queued) {
+        let bytes = (out.message.topic.len() + out.message.payload.len()) as u64;
+        let full = !send_now && self.queue_full(bytes);
+        if full && !self.may_drop_oldest(bytes) {
             cx.totals.dropped_queue_full += 1;
             cx.dirty.mark(Key::Globals);
             return;
         }
+        // Held before older entries are dropped: the session may queue this very message
+        // already (overlapping subscriptions), and dropping that entry must not free it.
         let entry = Outbound {
             seq: self.next_seq(client, cx),
             message: cx.store.hold(out, cx.dirty),
             qos: grant.qos,
             retain: grant.retain,
             subscription_ids: grant.subscription_ids,
+            bytes,
         };
         cx.dirty.mark(Key::Out(client.clone(), entry.seq));
         if send_now {
             self.send(client, entry, Arc::clone(&out.message), cx);
-        } else {
-            self.queue.push_back(entry);
+            return;
+        }
+        if full {
+            self.drop_oldest(client, bytes, cx);
+        }
+        self.enqueue(entry);
+    }
+
+    fn queue_full(&self, bytes: u64) -> bool {
+        self.queue.len() as u64 >= u64::from(self.core.max_queued)
+            || self.queued_bytes + bytes > self.core.max_queued_bytes
+    }
+
+    /// Whether dropping older queued messages can make room for one of `bytes`: only under
+    /// `DropOldest`, and only for a message that fits an empty queue.
+    fn may_drop_oldest(&self, bytes: u64) -> bool {
+        self.core.queue_policy == QueuePolicy::DropOldest
+            && self.core.max_queued > 0
+            && bytes <= self.core.max_queued_bytes
+    }
+
+    /// Drops the oldest queued messages (each counted) until one of `bytes` fits.
+    fn drop_oldest(&mut self, client: &ClientId, bytes: u64, cx: &mut Ctx<'_>) {
+        while self.queue_full(bytes) {
+            let Some(old) = self.dequeue() else {
+                return;
+            };
+            cx.dirty.mark(Key::Out(client.clone(), old.seq));
+            cx.store.release(old.message, cx.dirty);
+            cx.totals.dropped_queue_full += 1;
+            cx.dirty.mark(Key::Globals);
         }
     }
 
@@ -149,7 +183,7 @@ impl Session {
     /// the client connected with this time.
     pub fn fill_window(&mut self, client: &ClientId, cx: &mut Ctx<'_>) {
         while self.core.conn.is_some() && self.inflight.len() < self.window() {
-            let Some(entry) = self.queue.pop_front() else {
+            let Some(entry) = self.dequeue() else {
                 return;
             };
             cx.dirty.mark(Key::Out(client.clone(), entry.seq));
@@ -171,7 +205,8 @@ impl Session {
     }
 
     /// After a (re)connect: resend what is in flight, in order, with the same packet ids
-    /// (PUBLISH with DUP, or PUBREL once PUBREC was received), then fill the window. A
+    /// (PUBLISH with DUP, or PUBREL once PUBREC was received), as far as the window goes
+    /// (MQTT-3.3.4-7: never more than the receive maximum outstanding), then fill the window. A
     /// PUBLISH too large for the maximum packet size this connection set is dropped as if
     /// it had been delivered (MQTT-3.1.2-25), so it does not hold a place in the window.
     pub fn resume(&mut self, client: &ClientId, cx: &mut Ctx<'_>) {
@@ -192,32 +227,10 @@ impl Session {
             }
         }
         self.inflight = kept;
-        for e in &self.inflight {
-            let effect = match e.state {
-                InflightState::Sent => {
-                    let Some(message) = cx.store.get(e.out.message) else {
-                        continue;
-                    };
-                    Effect::Deliver {
-                        client: client.clone(),
-                        conn,
-                        delivery: Delivery {
-                            packet_id: Some(e.packet_id),
-                            qos: e.out.qos,
-                            dup: true,
-                            retain: e.out.retain,
-                            message: Arc::clone(message),
-                            subscription_ids: e.out.subscription_ids.clone(),
-                        },
-                    }
-                }
-                InflightState::PubRecReceived => Effect::PubRel {
-                    client: client.clone(),
-                    conn,
-                    packet_id: e.packet_id,
-                },
-            };
-            cx.effects.push(effect);
+        // Only the first `window` go out again: the client may have come back with a smaller
+        // receive maximum. The others keep their packet ids and wait, unsent, for room.
+        for i in 0..self.inflight.len().min(self.window()) {
+            self.resend(client, conn, i, cx);
         }
         self.fill_window(client, cx);
     }
@@ -225,6 +238,7 @@ impl Session {
     /// One subscriber acknowledgement. Ids that name no entry in the matching state are
     /// ignored (a late or repeated ack); a repeated PUBREC gets its PUBREL again.
     pub fn ack(&mut self, client: &ClientId, packet_id: PacketId, kind: AckKind, cx: &mut Ctx<'_>) {
+        let window = self.window();
         let found = self
             .inflight
             .iter_mut()
@@ -241,7 +255,8 @@ impl Session {
                     e.state = InflightState::PubRecReceived;
                     cx.dirty.mark(Key::Out(client.clone(), e.out.seq));
                 }
-                if let Some(conn) = self.core.conn {
+                // Past the window the PUBREL waits its turn, like a PUBLISH would.
+                if let Some(conn) = self.core.conn.filter(|_| i < window) {
                     cx.effects.push(Effect::PubRel {
                         client: client.clone(),
                         conn,
@@ -257,7 +272,46 @@ impl Session {
                 cx.dirty.mark(Key::Out(client.clone(), e.out.seq));
                 cx.store.release(e.out.message, cx.dirty);
             }
+            // A slot inside the window freed: the first entry waiting past it goes out.
+            if let Some(conn) = self.core.conn.filter(|_| i < window) {
+                if self.inflight.len() >= window {
+                    self.resend(client, conn, window - 1, cx);
+                }
+            }
             self.fill_window(client, cx);
         }
+    }
+
+    /// Sends in-flight entry `i` again on `conn`: its PUBLISH with DUP, or its PUBREL once
+    /// the PUBREC came.
+    fn resend(&self, client: &ClientId, conn: ConnId, i: usize, cx: &mut Ctx<'_>) {
+        let Some(e) = self.inflight.get(i) else {
+            return;
+        };
+        let effect = match e.state {
+            InflightState::Sent => {
+                let Some(message) = cx.store.get(e.out.message) else {
+                    return;
+                };
+                Effect::Deliver {
+                    client: client.clone(),
+                    conn,
+                    delivery: Delivery {
+                        packet_id: Some(e.packet_id),
+                        qos: e.out.qos,
+                        dup: true,
+                        retain: e.out.retain,
+                        message: Arc::clone(message),
+                        subscription_ids: e.out.subscription_ids.clone(),
+                    },
+                }
+            }
+            InflightState::PubRecReceived => Effect::PubRel {
+                client: client.clone(),
+                conn,
+                packet_id: e.packet_id,
+            },
+        };
+        cx.effects.push(effect);
     }
 }

@@ -90,6 +90,7 @@ impl State {
                 self.totals.expired_messages += 1;
                 false
             });
+            s.recount_queued_bytes();
         }
         if self.totals.expired_messages != before {
             self.dirty.mark(Key::Globals);

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::Connect;
+use crate::command::{Connect, QueuePolicy};
 use crate::ids::{ClientId, ConnId, MessageId, PacketId};
 use crate::message::{QoS, SubOptions, Will};
 
@@ -27,6 +27,8 @@ pub(crate) struct Core {
     pub receive_maximum: u16,
     pub maximum_packet_size: Option<u32>,
     pub max_queued: u32,
+    pub max_queued_bytes: u64,
+    pub queue_policy: QueuePolicy,
 }
 
 impl Core {
@@ -41,6 +43,8 @@ impl Core {
             receive_maximum: c.receive_maximum,
             maximum_packet_size: c.maximum_packet_size,
             max_queued: c.max_queued,
+            max_queued_bytes: c.max_queued_bytes,
+            queue_policy: c.queue_policy,
         }
     }
 }
@@ -72,6 +76,8 @@ pub(crate) struct Outbound {
     pub qos: QoS,
     pub retain: bool,
     pub subscription_ids: Vec<u32>,
+    /// Topic + payload bytes of the message, counted against the queued-bytes limit.
+    pub bytes: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +109,10 @@ pub(crate) struct Session {
     pub queue: VecDeque<Outbound>,
     /// Inbound QoS 2 packet ids whose PUBREL has not come yet (mirror key `i/`).
     pub inbound_qos2: BTreeSet<PacketId>,
+    /// Sum of `bytes` over `queue`: derived, kept in step by `enqueue` / `dequeue` and
+    /// recounted on load.
+    #[serde(skip)]
+    pub queued_bytes: u64,
 }
 
 impl Session {
@@ -114,7 +124,23 @@ impl Session {
             inflight: VecDeque::new(),
             queue: VecDeque::new(),
             inbound_qos2: BTreeSet::new(),
+            queued_bytes: 0,
         }
+    }
+
+    pub fn enqueue(&mut self, entry: Outbound) {
+        self.queued_bytes += entry.bytes;
+        self.queue.push_back(entry);
+    }
+
+    pub fn dequeue(&mut self) -> Option<Outbound> {
+        let entry = self.queue.pop_front()?;
+        self.queued_bytes = self.queued_bytes.saturating_sub(entry.bytes);
+        Some(entry)
+    }
+
+    pub fn recount_queued_bytes(&mut self) {
+        self.queued_bytes = self.queue.iter().map(|q| q.bytes).sum();
     }
 
     /// Whether `conn` owns the session now.

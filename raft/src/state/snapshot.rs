@@ -10,7 +10,7 @@ use super::topic::parse_filter;
 use super::State;
 
 /// Bumped when the serialized layout changes, so old bytes are refused, not misread.
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
 
 fn corrupt(what: &'static str, detail: String) -> RaftError {
     RaftError::Corrupt { what, detail }
@@ -57,7 +57,11 @@ impl State {
                 self.trie.insert(client, full, &filter, options);
             }
         }
+        for s in self.sessions.values_mut() {
+            s.recount_queued_bytes();
+        }
         self.timers.rebuild(&self.sessions);
+        self.rebuild_ban_expiry();
         let held = self.sessions.values().flat_map(|s| s.held_messages());
         self.store
             .rebuild(held.chain(self.retained.values().copied()));

@@ -140,5 +140,6 @@ impl State {
             self.end_session(&client, now_ms, effects);
         }
         self.expire_messages(now_ms);
+        self.expire_bans(now_ms);
     }
 }
