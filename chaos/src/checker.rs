@@ -84,6 +84,7 @@ pub fn check(scenario: &str, h: &History, harness: Vec<String>) -> Verdict {
             loss.client, loss.at
         ));
     }
+    refused_probes(h, &mut v);
     single_active(h, &mut v);
     minority(h, &mut v);
     unavailability(h, &mut v);
@@ -201,6 +202,31 @@ fn retained(h: &History, v: &mut Verdict) {
     if !h.retained_reads.iter().any(|r| r.final_read) && !writes.is_empty() {
         v.violations
             .push("no retained read after the heal: retained state unchecked".into());
+    }
+}
+
+/// A node answers a CONNECT with success (the active one) or 3, server unavailable (the
+/// others). Anything else (a ban, a limit) means the probes stopped testing what they are
+/// for, and the run proves less than it claims.
+fn refused_probes(h: &History, v: &mut Verdict) {
+    let mut other: BTreeMap<u8, usize> = BTreeMap::new();
+    for p in &h.probes {
+        if let Some(code) = p.code.filter(|&c| c != 0 && c != 3) {
+            *other.entry(code).or_default() += 1;
+        }
+    }
+    for (code, n) in other {
+        v.violations.push(format!(
+            "{n} probes refused with CONNACK {code}: the harness was refused, not fenced"
+        ));
+    }
+    if !h.probes.is_empty() && !h.probes.iter().any(|p| p.code == Some(0)) {
+        v.violations
+            .push("no probe was ever accepted: the single-active check saw nothing".into());
+    }
+    if !h.acks.is_empty() && !h.retained_reads.iter().any(|r| !r.final_read) {
+        v.violations
+            .push("no retained read during the run: retained reads unchecked".into());
     }
 }
 

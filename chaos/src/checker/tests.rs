@@ -58,6 +58,18 @@ fn clean() -> History {
             h.deliveries.push(delivery(name, seq, qos));
         }
     }
+    let mut w = ack("retain", 1, 1, 50.0);
+    w.topic = "chaos/retained/0".into();
+    h.sent.push((w.key.clone(), w.topic.clone()));
+    h.acks.push(w);
+    for (started_at, final_read) in [(60.0, false), (900.0, true)] {
+        h.retained_reads.push(RetainedRead {
+            topic: "chaos/retained/0".into(),
+            seq: 1,
+            started_at,
+            final_read,
+        });
+    }
     h.faults.push(fault(200.0, 300.0, None));
     h
 }
@@ -77,7 +89,7 @@ fn after_fault(f: FaultRecord) -> History {
 fn a_clean_history_passes_and_measures_the_gap() {
     let v = check("t", &clean(), Vec::new());
     assert!(v.passed(), "{:?}", v.violations);
-    assert_eq!((v.acked, v.lost, v.duplicates_qos2), (6, 0, 0));
+    assert_eq!((v.acked, v.lost, v.duplicates_qos2), (7, 0, 0));
     assert_eq!(v.unavailability_max_ms, Some(400.0));
 }
 
@@ -113,23 +125,23 @@ fn a_delivery_never_sent_is_a_phantom() {
 #[test]
 fn a_retained_read_older_than_an_acknowledged_write_is_stale() {
     let mut h = clean();
-    for (seq, at) in [(1, 100.0), (2, 200.0)] {
+    for (seq, at) in [(2, 100.0), (3, 200.0)] {
         let mut a = ack("retain", seq, 1, at);
-        a.topic = "chaos/retained/0".into();
+        a.topic = "chaos/retained/1".into();
         h.sent.push((a.key.clone(), a.topic.clone()));
         h.acks.push(a);
     }
     let read = |seq, started_at, final_read| RetainedRead {
-        topic: "chaos/retained/0".into(),
+        topic: "chaos/retained/1".into(),
         seq,
         started_at,
         final_read,
     };
-    // Seeing 1 is fine for a read that started before 2 was acknowledged.
-    h.retained_reads.push(read(1, 150.0, false));
-    h.retained_reads.push(read(2, 900.0, true));
+    // Seeing 2 is fine for a read that started before 3 was acknowledged.
+    h.retained_reads.push(read(2, 150.0, false));
+    h.retained_reads.push(read(3, 900.0, true));
     assert!(check("t", &h, Vec::new()).passed());
-    h.retained_reads.push(read(1, 250.0, false));
+    h.retained_reads.push(read(2, 250.0, false));
     assert!(!check("t", &h, Vec::new()).passed());
 }
 
@@ -178,4 +190,25 @@ fn a_leader_accepting_after_another_took_over_is_two_active_nodes() {
     // A handover and, much later, a handover back is normal.
     h.probes = vec![probe(1, 1000.0), probe(2, 1100.0), probe(1, 3000.0)];
     assert!(check("t", &h, Vec::new()).passed());
+}
+
+#[test]
+fn probes_refused_by_a_ban_make_the_run_fail() {
+    let mut h = clean();
+    for (node, code) in [(1, 3), (2, 0)] {
+        h.probes.push(Probe {
+            node,
+            sent_at: 100.0,
+            done_at: 101.0,
+            code: Some(code),
+        });
+    }
+    assert!(check("t", &h, Vec::new()).passed(), "followers answer 3");
+    h.probes.push(Probe {
+        node: 1,
+        sent_at: 200.0,
+        done_at: 201.0,
+        code: Some(5),
+    });
+    assert!(!check("t", &h, Vec::new()).passed());
 }

@@ -1,5 +1,6 @@
 //! Probes every node on its own address (not the VIP) with a clean CONNECT several times a
-//! second: which nodes accept MQTT, and when. Only the leader holding its lease may.
+//! second: which nodes accept MQTT, and when. Only the leader holding its lease may; the
+//! others must answer 3 (server unavailable) or nothing.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,7 +20,7 @@ pub async fn run(
     rec: Recorder,
     mut stop: watch::Receiver<bool>,
 ) {
-    let client_id = format!("chaos-probe-{node}");
+    let mut round: u64 = 0;
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -30,6 +31,10 @@ pub async fn run(
         if stopped(&stop) {
             return;
         }
+        // A fresh client id each time: one id connecting ten times a second is exactly what
+        // the broker's flapping detection bans.
+        round += 1;
+        let client_id = format!("chaos-probe-{node}-{round}");
         let sent_at = clock.now();
         let code = match Conn::connect(addr, &client_id, true, Duration::from_millis(500)).await {
             Ok(c) => {

@@ -35,6 +35,7 @@ pub async fn run_reader(
 ) {
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut round: u64 = 0;
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -43,7 +44,10 @@ pub async fn run_reader(
         if stopped(&stop) {
             return;
         }
-        let _ = read_once(addr, &topics, "chaos-retained-reader", false, &clock, &rec).await;
+        // A fresh client id per read, so flapping detection does not ban the reader.
+        round += 1;
+        let id = format!("chaos-retained-reader-{round}");
+        let _ = read_once(addr, &topics, &id, false, &clock, &rec).await;
     }
 }
 
