@@ -34,29 +34,11 @@ pub async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, broker: Arc
         let acceptor = acceptor.clone();
         let broker = b.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => {
-                    let transport = Transport::Tls {
-                        identity: tls_identity(&tls),
-                    };
-                    task::run(tls, peer, transport, ticket, broker).await
-                }
-                Ok(Err(e)) => {
-                    info!(
-                        %peer,
-                        reason = "tls_handshake_failed",
-                        detail = %e,
-                        "connection closed: TLS handshake failed"
-                    );
-                }
-                Err(_) => {
-                    Metrics::add(&broker.metrics.connect_timeouts, 1);
-                    info!(
-                        %peer,
-                        reason = "tls_handshake_timeout",
-                        "connection closed: TLS handshake timed out"
-                    );
-                }
+            let deadline = Instant::now() + handshake_timeout;
+            if let Some((tls, transport)) =
+                handshake(&acceptor, stream, peer, deadline, &broker).await
+            {
+                task::run(tls, peer, transport, ticket, broker).await
             }
         });
     })
@@ -77,29 +59,10 @@ pub async fn serve_ws(listener: TcpListener, tls: Option<TlsAcceptor>, broker: A
             match tls {
                 None => upgrade(stream, peer, Transport::Plain, ticket, broker, deadline).await,
                 Some(acceptor) => {
-                    match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let transport = Transport::Tls {
-                                identity: tls_identity(&tls),
-                            };
-                            upgrade(tls, peer, transport, ticket, broker, deadline).await
-                        }
-                        Ok(Err(e)) => {
-                            info!(
-                                %peer,
-                                reason = "tls_handshake_failed",
-                                detail = %e,
-                                "connection closed: TLS handshake failed"
-                            );
-                        }
-                        Err(_) => {
-                            Metrics::add(&broker.metrics.connect_timeouts, 1);
-                            info!(
-                                %peer,
-                                reason = "tls_handshake_timeout",
-                                "connection closed: TLS handshake timed out"
-                            );
-                        }
+                    if let Some((tls, transport)) =
+                        handshake(&acceptor, stream, peer, deadline, &broker).await
+                    {
+                        upgrade(tls, peer, transport, ticket, broker, deadline).await
                     }
                 }
             }
@@ -126,6 +89,41 @@ async fn upgrade<S>(
         }
         Err(_) => {
             info!(%peer, reason = "ws_upgrade_timeout", "connection closed: WebSocket upgrade timed out");
+        }
+    }
+}
+
+/// The TLS handshake by `deadline`, with the client's certificate identity; a failure is
+/// logged (and a timeout counted) here.
+async fn handshake(
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    deadline: Instant,
+    broker: &Broker,
+) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, Transport)> {
+    match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => {
+            let identity = tls_identity(&tls);
+            Some((tls, Transport::Tls { identity }))
+        }
+        Ok(Err(e)) => {
+            info!(
+                %peer,
+                reason = "tls_handshake_failed",
+                detail = %e,
+                "connection closed: TLS handshake failed"
+            );
+            None
+        }
+        Err(_) => {
+            Metrics::add(&broker.metrics.connect_timeouts, 1);
+            info!(
+                %peer,
+                reason = "tls_handshake_timeout",
+                "connection closed: TLS handshake timed out"
+            );
+            None
         }
     }
 }

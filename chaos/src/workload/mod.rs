@@ -280,6 +280,33 @@ impl Liveness {
     }
 }
 
+/// Numbered rounds every `period` until the run stops: the probes' and readers' clock.
+pub struct Rounds {
+    tick: tokio::time::Interval,
+    round: u64,
+}
+
+impl Rounds {
+    pub fn new(period: Duration) -> Rounds {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Rounds { tick, round: 0 }
+    }
+
+    /// The next round's number (from 1), or `None` once stopped.
+    pub async fn next(&mut self, stop: &mut watch::Receiver<bool>) -> Option<u64> {
+        tokio::select! {
+            _ = stop.changed() => return None,
+            _ = self.tick.tick() => {}
+        }
+        if stopped(stop) {
+            return None;
+        }
+        self.round += 1;
+        Some(self.round)
+    }
+}
+
 /// Whether the run asked this task to stop.
 pub fn stopped(stop: &watch::Receiver<bool>) -> bool {
     *stop.borrow()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::stopped;
+use super::Rounds;
 use crate::clock::Clock;
 use crate::history::{Probe, Recorder};
 use crate::mqtt::{Conn, Refused};
@@ -20,20 +20,10 @@ pub async fn run(
     rec: Recorder,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut round: u64 = 0;
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop.changed() => return,
-            _ = tick.tick() => {}
-        }
-        if stopped(&stop) {
-            return;
-        }
+    let mut rounds = Rounds::new(period);
+    while let Some(round) = rounds.next(&mut stop).await {
         // A fresh client id each time: one id connecting ten times a second is exactly what
         // the broker's flapping detection bans.
-        round += 1;
         let client_id = format!("chaos-probe-{node}-{round}");
         let sent_at = clock.now();
         let code = match Conn::connect(addr, &client_id, true, Duration::from_millis(500)).await {

@@ -11,7 +11,7 @@ use mqttbytes::v4::{Packet, PubAck, Subscribe};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{parse_payload, stopped};
+use super::{parse_payload, Rounds};
 use crate::clock::Clock;
 use crate::history::{Recorder, RetainedMissing, RetainedRead};
 use crate::mqtt::{Conn, QoS};
@@ -33,19 +33,9 @@ pub async fn run_reader(
     rec: Recorder,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut round: u64 = 0;
-    loop {
-        tokio::select! {
-            _ = stop.changed() => return,
-            _ = tick.tick() => {}
-        }
-        if stopped(&stop) {
-            return;
-        }
+    let mut rounds = Rounds::new(period);
+    while let Some(round) = rounds.next(&mut stop).await {
         // A fresh client id per read, so flapping detection does not ban the reader.
-        round += 1;
         let id = format!("chaos-retained-reader-{round}");
         let _ = read_once(addr, &topics, &id, false, &clock, &rec).await;
     }
