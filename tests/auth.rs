@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::admin::{admin_port, Admin, TOKEN};
 use common::mosquitto::{publish, Sub};
-use common::{eventually, parse_port, require, Broker};
+use common::{eventually, parse_port, pki, require, Broker};
 use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Packet, PubAckReason, SubscribeReasonCode};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, ConnectionError};
@@ -492,17 +492,6 @@ async fn acl_denials_carry_5_0_reason_codes() {
     drop(broker);
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let status = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run openssl");
-    assert!(status.success(), "openssl {args:?} failed");
-}
-
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
@@ -510,24 +499,7 @@ fn strs(v: &[String]) -> Vec<&str> {
 /// A CA, a server certificate for 127.0.0.1, and client certificates: `alice` (CN) and
 /// `san` (no CN, SAN DNS name `sensor-7`).
 fn make_pki(dir: &Path) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=raftmq auth test CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ],
-    );
+    pki::make_ca(dir, "raftmq auth test CA");
     let certs = [
         ("server", "/CN=server", "subjectAltName=IP:127.0.0.1\n"),
         ("alice", "/CN=alice", "extendedKeyUsage=clientAuth\n"),
@@ -538,40 +510,7 @@ fn make_pki(dir: &Path) {
         ),
     ];
     for (name, subj, ext) in certs {
-        let (extf, key, csr, pem) = (
-            format!("{name}.ext"),
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.pem"),
-        );
-        std::fs::write(dir.join(&extf), ext).unwrap();
-        openssl(
-            dir,
-            &[
-                "req", "-newkey", "rsa:2048", "-nodes", "-subj", subj, "-keyout", &key, "-out",
-                &csr,
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-out",
-                &pem,
-                "-extfile",
-                &extf,
-            ],
-        );
+        pki::sign(dir, name, subj, ext);
     }
 }
 

@@ -7,10 +7,10 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{parse_port, require, Broker};
+use common::{parse_port, pki, require, Broker};
 
 const LISTEN_WAIT: Duration = Duration::from_secs(10);
 
@@ -111,8 +111,9 @@ fn the_upgrade_answers_mqtt_on_mqtt_only() {
 fn paho_over_websocket_over_tls() {
     require("openssl");
     let dir = tempfile::tempdir().unwrap();
-    let status = Command::new("openssl")
-        .args([
+    pki::openssl(
+        dir.path(),
+        &[
             "req",
             "-x509",
             "-newkey",
@@ -128,13 +129,8 @@ fn paho_over_websocket_over_tls() {
             "key.pem",
             "-out",
             "cert.pem",
-        ])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run openssl");
-    assert!(status.success(), "openssl failed");
+        ],
+    );
     let cert = dir.path().join("cert.pem");
     let key = dir.path().join("key.pem");
     let broker = Broker::builder()

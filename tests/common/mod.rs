@@ -8,6 +8,7 @@ pub mod client;
 pub mod client5;
 pub mod cluster;
 pub mod mosquitto;
+pub mod pki;
 pub mod raw;
 pub mod raw_v4;
 pub mod raw_v5;
