@@ -8,29 +8,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use raftmq_raft::Backup;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 
-use super::{base_url, Api, CtlError};
+use super::{at_leader, Api, CtlError};
 
 const ROUTE: &str = "/cluster/backup";
 
 pub(super) async fn run(api: &Api, base: &str, file: &Path) -> Result<String, CtlError> {
-    let (bytes, from) = match api.request(base, Method::GET, ROUTE, None).await {
-        Err(CtlError::Server {
-            status: StatusCode::MISDIRECTED_REQUEST,
-            leader: Some(leader),
-            ..
-        }) if !leader.admin_addr.is_empty() => {
-            let leader_base = base_url(&leader.admin_addr)?;
-            eprintln!(
-                "raftmq ctl: {base} is not the leader; asking node {} at {leader_base}",
-                leader.id
-            );
-            let bytes = api.request(&leader_base, Method::GET, ROUTE, None).await?;
-            (bytes, leader_base)
-        }
-        other => (other?, base.to_owned()),
-    };
+    let (bytes, from) = at_leader(base, |b| async move {
+        api.request(&b, Method::GET, ROUTE, None).await
+    })
+    .await?;
     let bad = |reason: String| CtlError::BadAnswer {
         url: format!("{from}{ROUTE}"),
         reason,

@@ -246,7 +246,22 @@ async fn write(
     path: &str,
     body: Option<Value>,
 ) -> Result<Value, CtlError> {
-    match api.call(base, method.clone(), path, body.clone()).await {
+    let (answer, _) = at_leader(base, |b| {
+        let (method, body) = (method.clone(), body.clone());
+        async move { api.call(&b, method, path, body).await }
+    })
+    .await?;
+    Ok(answer)
+}
+
+/// `op` against `base`, and once more against the leader a 421 names (the admin API sends
+/// no redirects, see `crate::admin`): the answer and the base URL that gave it.
+async fn at_leader<T, F, Fut>(base: &str, op: F) -> Result<(T, String), CtlError>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, CtlError>>,
+{
+    match op(base.to_owned()).await {
         Err(CtlError::Server {
             status: StatusCode::MISDIRECTED_REQUEST,
             leader: Some(leader),
@@ -257,9 +272,9 @@ async fn write(
                 "raftmq ctl: {base} is not the leader; sending to node {} at {leader_base}",
                 leader.id
             );
-            api.call(&leader_base, method, path, body).await
+            Ok((op(leader_base.clone()).await?, leader_base))
         }
-        other => other,
+        other => Ok((other?, base.to_owned())),
     }
 }
 
