@@ -92,12 +92,7 @@ pub fn check(scenario: &str, h: &History, harness: Vec<String>) -> Verdict {
 }
 
 fn deliveries(h: &History, v: &mut Verdict) {
-    let acked: BTreeSet<&MsgKey> = h
-        .acks
-        .iter()
-        .filter(|a| a.topic.starts_with("chaos/q"))
-        .map(|a| &a.key)
-        .collect();
+    let acked = h.acked_for_subscribers();
     let sent: BTreeSet<&MsgKey> = h.sent.iter().map(|(k, _)| k).collect();
     let mut lost: BTreeSet<&MsgKey> = BTreeSet::new();
     for sub in &h.subscribers {

@@ -2,6 +2,7 @@
 //! probe and fault, with times from the run's `Clock`. The workload only appends; the
 //! checker reads it once the scenario is over.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -109,5 +110,21 @@ pub struct History {
     pub subscribed: Vec<(String, f64)>,
     pub notes: Vec<String>,
 }
+
+impl History {
+    /// The acknowledged messages every subscriber must get (the retained writer's topics
+    /// are not subscribed to).
+    pub fn acked_for_subscribers(&self) -> BTreeSet<&MsgKey> {
+        self.acks
+            .iter()
+            .filter(|a| a.topic.starts_with(SUBSCRIBED_PREFIX))
+            .map(|a| &a.key)
+            .collect()
+    }
+}
+
+/// The publishers' topics are `chaos/q1/...` and `chaos/q2/...`, which the subscribers'
+/// filters cover.
+pub const SUBSCRIBED_PREFIX: &str = "chaos/q";
 
 pub type Recorder = Arc<Mutex<History>>;

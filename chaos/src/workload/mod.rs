@@ -195,12 +195,7 @@ impl Workload {
 
     fn undelivered(&self) -> usize {
         let h = self.rec.lock();
-        let acked: BTreeSet<&MsgKey> = h
-            .acks
-            .iter()
-            .filter(|a| a.topic.starts_with("chaos/q"))
-            .map(|a| &a.key)
-            .collect();
+        let acked = h.acked_for_subscribers();
         h.subscribers
             .iter()
             .map(|s| {
