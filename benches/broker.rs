@@ -14,34 +14,21 @@ mod clients;
 mod common;
 mod load;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use load::server::{free_port, wait_serving, Process};
 use load::{publish, qos1, Conn, PAYLOAD};
 use raftmq_raft::QoS;
 use tokio::io::AsyncWriteExt;
 
 struct Server {
     name: &'static str,
-    child: Child,
+    child: Process,
     port: u16,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn start_raftmq() -> Server {
@@ -63,22 +50,10 @@ fn start_raftmq() -> Server {
         .stderr(Stdio::null())
         .spawn()
         .expect("start raftmq");
-    let out = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(out).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match lines.next() {
-            Some(Ok(l)) if l.contains("serving MQTT") => break,
-            Some(Ok(_)) => {}
-            _ => panic!("raftmq did not start"),
-        }
-        assert!(Instant::now() < deadline, "raftmq did not become active");
-    }
-    // Keep draining its output so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    wait_serving(&mut child);
     Server {
         name: "raftmq",
-        child,
+        child: Process(child),
         port,
         _dir: dir,
     }
@@ -110,7 +85,7 @@ fn start_mosquitto() -> Option<Server> {
     }
     Some(Server {
         name: "mosquitto",
-        child,
+        child: Process(child),
         port,
         _dir: dir,
     })
@@ -220,7 +195,7 @@ async fn measure(s: &Server, quick: bool, idle: usize) -> Figures {
     );
     let connects = clients::connect_rate(s.port, total, 50).await;
     eprintln!("[{}] RSS of {idle} idle connections", s.name);
-    let (pid, port) = (s.child.id(), s.port);
+    let (pid, port) = (s.child.0.id(), s.port);
     let idle_bytes =
         tokio::task::spawn_blocking(move || clients::idle_rss_per_connection(pid, port, idle, 2))
             .await

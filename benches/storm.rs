@@ -13,14 +13,14 @@ mod load;
 #[path = "storm/attack.rs"]
 mod attack;
 
-use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use load::server::{free_port, wait_serving, Process};
 use load::{next_frame, publish, Conn, PAYLOAD};
 use parking_lot::Mutex;
 use raftmq::codec::{Codec, Protocol};
@@ -47,24 +47,11 @@ fn session_from(i: usize) -> Ipv4Addr {
 }
 
 struct Server {
-    child: Child,
+    /// Killed when the server is dropped.
+    _process: Process,
     port: u16,
     admin_port: u16,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// One node with every limit at its default, a password file holding `alice`, and
@@ -99,24 +86,9 @@ fn start_raftmq() -> Server {
         .stderr(Stdio::null())
         .spawn()
         .expect("start raftmq");
-    let out = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(out).lines();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match lines.next() {
-            Some(Ok(l)) if l.contains("serving MQTT") => break,
-            Some(Ok(_)) => {}
-            _ => panic!("raftmq did not start"),
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "raftmq did not become active"
-        );
-    }
-    // Keep draining its output so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    wait_serving(&mut child);
     Server {
-        child,
+        _process: Process(child),
         port,
         admin_port,
         _dir: dir,

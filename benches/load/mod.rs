@@ -1,9 +1,12 @@
 //! The load generator both benchmarks share: raw MQTT 3.1.1 connections built with
 //! raftmq's codec, a QoS 1 publisher with a window of messages in flight (optionally at a
-//! fixed rate) that measures PUBACK latency, and a minimal reader of server packets.
+//! fixed rate) that measures PUBACK latency, and a minimal reader of server packets;
+//! `server`: the broker processes they measure.
 
 // Each benchmark compiles this module on its own and uses a different part of it.
 #![allow(dead_code)]
+
+pub mod server;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
